@@ -6,15 +6,35 @@
 //! deaggregators), collects records into PutRecords requests, limits and
 //! retries per shard, and reports a result for every record.
 //!
-//! The format layer ([`aggregation`], [`HashKey`], [`UserRecord`]) is pure
-//! and synchronous and can be used on its own.
+//! - [`Producer`]: the asynchronous producer (tokio).
+//! - [`Config`]: settings by the KPL's names, defaults and ranges.
+//! - [`aggregation`]: the wire format, pure and synchronous.
+//!
+//! # Delivery contract
+//! At least once. Every record put ends in exactly one result: a
+//! [`PutResult`] or an [`Error`] that hands the record back. A record can be
+//! written twice when a request's answer is lost (timeout, dropped
+//! connection) after Kinesis stored it, or when an aggregate landed on a
+//! shard that no longer holds all of its records (a reshard happened while
+//! it was in flight): consumers drop such an aggregate whole, so its records
+//! are sent again.
 #![deny(missing_docs)]
 
 pub mod aggregation;
+mod config;
+mod engine;
 mod error;
 mod hash;
+mod limiter;
+mod metrics;
+mod producer;
 mod record;
+mod shard_map;
+mod transport;
 
+pub use config::{Config, ConfigBuilder, StaticCredentials};
 pub use error::{Error, ErrorKind};
 pub use hash::HashKey;
+pub use metrics::Metrics;
+pub use producer::{Producer, PutHandle};
 pub use record::{Attempt, MAX_PARTITION_KEY_CHARS, PutResult, UserRecord};

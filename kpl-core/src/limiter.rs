@@ -1,0 +1,162 @@
+//! Per-shard rate limiting: token buckets for records/s and bytes/s, and
+//! the shard's backoff after the service throttled it.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+/// Kinesis' write limits for one shard.
+pub(crate) const SHARD_RECORDS_PER_SEC: f64 = 1000.0;
+pub(crate) const SHARD_BYTES_PER_SEC: f64 = 1024.0 * 1024.0;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A token bucket holding at most one second of tokens.
+#[derive(Debug, Clone)]
+struct TokenBucket {
+    per_sec: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    fn new(per_sec: f64, now: Instant) -> TokenBucket {
+        TokenBucket {
+            per_sec,
+            tokens: per_sec,
+            updated: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.per_sec);
+        self.updated = now;
+    }
+
+    /// Time until `n` tokens are there (zero if they are). A request larger
+    /// than the bucket waits for a full bucket and then overdraws it.
+    fn wait_for(&self, n: f64) -> Duration {
+        let missing = n.min(self.per_sec) - self.tokens;
+        if missing <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(missing / self.per_sec)
+        }
+    }
+}
+
+/// The send budget of one shard.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardLimiter {
+    records: TokenBucket,
+    bytes: TokenBucket,
+    blocked_until: Option<Instant>,
+    backoff: Duration,
+}
+
+impl ShardLimiter {
+    /// A limiter at `rate_percent` of the shard limits.
+    pub fn new(rate_percent: u64, now: Instant) -> ShardLimiter {
+        let scale = rate_percent as f64 / 100.0;
+        ShardLimiter {
+            records: TokenBucket::new(SHARD_RECORDS_PER_SEC * scale, now),
+            bytes: TokenBucket::new(SHARD_BYTES_PER_SEC * scale, now),
+            blocked_until: None,
+            backoff: Duration::ZERO,
+        }
+    }
+
+    /// Takes the budget for one Kinesis record of `bytes`, or says how
+    /// long to wait until it is there.
+    pub fn try_take(&mut self, bytes: usize, now: Instant) -> Result<(), Duration> {
+        if let Some(until) = self.blocked_until {
+            if now < until {
+                return Err(until - now);
+            }
+            self.blocked_until = None;
+        }
+        self.records.refill(now);
+        self.bytes.refill(now);
+        let wait = self
+            .records
+            .wait_for(1.0)
+            .max(self.bytes.wait_for(bytes as f64));
+        if wait > Duration::ZERO {
+            return Err(wait);
+        }
+        self.records.tokens -= 1.0;
+        self.bytes.tokens -= bytes as f64;
+        Ok(())
+    }
+
+    /// The service throttled this shard: back off, exponentially with
+    /// jitter, capped. Returns the pause.
+    pub fn throttled(&mut self, now: Instant) -> Duration {
+        self.backoff = (self.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+        let pause = jitter(self.backoff);
+        self.blocked_until = Some(now + pause);
+        // What was granted before the throttle is not there to spend.
+        self.records.tokens = self.records.tokens.min(0.0);
+        self.bytes.tokens = self.bytes.tokens.min(0.0);
+        pause
+    }
+
+    /// A record of this shard went through: the backoff starts over.
+    pub fn delivered(&mut self) {
+        self.backoff = Duration::ZERO;
+    }
+}
+
+/// A random duration between half of `d` and `d` ("equal jitter").
+pub(crate) fn jitter(d: Duration) -> Duration {
+    let half = d / 2;
+    half + half.mul_f64(rand::rng().random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_per_second_are_capped_at_the_rate() {
+        let t0 = Instant::now();
+        let mut l = ShardLimiter::new(100, t0);
+        let granted = (0..2000).filter(|_| l.try_take(10, t0).is_ok()).count();
+        assert_eq!(granted, 1000);
+        let wait = l.try_take(10, t0).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(2), "{wait:?}");
+        // Half a second later, half a second of records.
+        let t1 = t0 + Duration::from_millis(500);
+        let granted = (0..2000).filter(|_| l.try_take(10, t1).is_ok()).count();
+        assert_eq!(granted, 500);
+    }
+
+    #[test]
+    fn bytes_per_second_are_capped_at_the_rate() {
+        let t0 = Instant::now();
+        let mut l = ShardLimiter::new(150, t0);
+        let per_record = 51_200;
+        let granted = (0..100).filter(|_| l.try_take(per_record, t0).is_ok()).count();
+        assert_eq!(granted, (SHARD_BYTES_PER_SEC * 1.5 / per_record as f64) as usize);
+    }
+
+    #[test]
+    fn throttling_backs_off_exponentially_with_a_cap() {
+        let t0 = Instant::now();
+        let mut l = ShardLimiter::new(100, t0);
+        let mut last = Duration::ZERO;
+        for _ in 0..10 {
+            let pause = l.throttled(t0);
+            assert!(pause <= MAX_BACKOFF);
+            assert!(l.try_take(1, t0).is_err());
+            last = pause;
+        }
+        assert!(last >= MAX_BACKOFF / 2);
+        l.delivered();
+        let pause = l.throttled(t0);
+        assert!(pause <= MIN_BACKOFF, "{pause:?}");
+    }
+}

@@ -1,0 +1,153 @@
+//! In-process metrics with the KPL's names, readable at any time through
+//! [`crate::Producer::metrics`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// Counters the engine updates; cheap atomics, read as a [`Metrics`] snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    user_records_received: AtomicU64,
+    user_records_put: AtomicU64,
+    user_records_failed: AtomicU64,
+    user_records_expired: AtomicU64,
+    kinesis_records_put: AtomicU64,
+    kinesis_records_data_put: AtomicU64,
+    put_records_requests: AtomicU64,
+    put_records_failed: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+    buffering_time_us: AtomicU64,
+    buffering_time_max_us: AtomicU64,
+    request_time_us: AtomicU64,
+    request_time_max_us: AtomicU64,
+    errors_by_code: Mutex<BTreeMap<String, u64>>,
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+impl Recorder {
+    pub fn received(&self, n: u64) {
+        self.user_records_received.fetch_add(n, Relaxed);
+    }
+
+    pub fn user_record_done(&self, ok: bool, buffering: Duration) {
+        if ok {
+            self.user_records_put.fetch_add(1, Relaxed);
+        } else {
+            self.user_records_failed.fetch_add(1, Relaxed);
+        }
+        let us = micros(buffering);
+        self.buffering_time_us.fetch_add(us, Relaxed);
+        self.buffering_time_max_us.fetch_max(us, Relaxed);
+    }
+
+    pub fn expired(&self) {
+        self.user_records_expired.fetch_add(1, Relaxed);
+    }
+
+    pub fn request(&self, duration: Duration, kinesis_records_ok: u64, bytes_ok: u64, failed: bool) {
+        self.put_records_requests.fetch_add(1, Relaxed);
+        if failed {
+            self.put_records_failed.fetch_add(1, Relaxed);
+        }
+        self.kinesis_records_put.fetch_add(kinesis_records_ok, Relaxed);
+        self.kinesis_records_data_put.fetch_add(bytes_ok, Relaxed);
+        let us = micros(duration);
+        self.request_time_us.fetch_add(us, Relaxed);
+        self.request_time_max_us.fetch_max(us, Relaxed);
+    }
+
+    pub fn retried(&self, user_records: u64) {
+        self.retries.fetch_add(user_records, Relaxed);
+    }
+
+    pub fn error(&self, code: &str, n: u64) {
+        if code == "ProvisionedThroughputExceededException" {
+            self.throttled.fetch_add(n, Relaxed);
+        }
+        *self.errors_by_code.lock().entry(code.to_owned()).or_default() += n;
+    }
+
+    pub fn snapshot(&self, outstanding: u64, buffered_bytes: u64) -> Metrics {
+        let put = self.user_records_put.load(Relaxed);
+        let failed = self.user_records_failed.load(Relaxed);
+        let kinesis = self.kinesis_records_put.load(Relaxed);
+        let requests = self.put_records_requests.load(Relaxed);
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        Metrics {
+            user_records_received: self.user_records_received.load(Relaxed),
+            user_records_put: put,
+            user_records_failed: failed,
+            user_record_expired: self.user_records_expired.load(Relaxed),
+            user_records_pending: outstanding,
+            buffered_bytes,
+            kinesis_records_put: kinesis,
+            kinesis_records_data_put: self.kinesis_records_data_put.load(Relaxed),
+            put_records_requests: requests,
+            put_records_failed: self.put_records_failed.load(Relaxed),
+            user_records_per_kinesis_record: ratio(put, kinesis),
+            kinesis_records_per_put_records_request: ratio(kinesis, requests),
+            retries_per_record: ratio(self.retries.load(Relaxed), put + failed),
+            throttled_attempts: self.throttled.load(Relaxed),
+            buffering_time_avg_ms: ratio(self.buffering_time_us.load(Relaxed), put + failed) / 1000.0,
+            buffering_time_max_ms: self.buffering_time_max_us.load(Relaxed) as f64 / 1000.0,
+            request_time_avg_ms: ratio(self.request_time_us.load(Relaxed), requests) / 1000.0,
+            request_time_max_ms: self.request_time_max_us.load(Relaxed) as f64 / 1000.0,
+            errors_by_code: self.errors_by_code.lock().clone(),
+        }
+    }
+}
+
+/// A snapshot of the producer's metrics, named as the KPL names them.
+/// Serializes to JSON with those names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct Metrics {
+    /// User records accepted by `put` (UserRecordsReceived).
+    pub user_records_received: u64,
+    /// User records delivered (UserRecordsPut).
+    pub user_records_put: u64,
+    /// User records that ended in an error (any kind).
+    pub user_records_failed: u64,
+    /// User records that failed because RecordTtl ran out (UserRecordExpired).
+    pub user_record_expired: u64,
+    /// User records accepted and not yet resolved (UserRecordsPending).
+    pub user_records_pending: u64,
+    /// Payload bytes held in the buffer now.
+    pub buffered_bytes: u64,
+    /// Kinesis records delivered (KinesisRecordsPut).
+    pub kinesis_records_put: u64,
+    /// Bytes of the delivered Kinesis records, keys and data (KinesisRecordsDataPut).
+    pub kinesis_records_data_put: u64,
+    /// PutRecords requests sent (AllErrors counts failures below).
+    pub put_records_requests: u64,
+    /// PutRecords requests that failed whole.
+    pub put_records_failed: u64,
+    /// Average user records per delivered Kinesis record (UserRecordsPerKinesisRecord).
+    pub user_records_per_kinesis_record: f64,
+    /// Average Kinesis records per request (KinesisRecordsPerPutRecordsRequest).
+    pub kinesis_records_per_put_records_request: f64,
+    /// Retries per resolved user record (RetriesPerRecord).
+    pub retries_per_record: f64,
+    /// Kinesis records throttled by the service (ErrorsByCode's
+    /// ProvisionedThroughputExceededException).
+    pub throttled_attempts: u64,
+    /// Average time from put to result, ms (BufferingTime).
+    pub buffering_time_avg_ms: f64,
+    /// Longest time from put to result, ms.
+    pub buffering_time_max_ms: f64,
+    /// Average PutRecords duration, ms (RequestTime).
+    pub request_time_avg_ms: f64,
+    /// Longest PutRecords duration, ms.
+    pub request_time_max_ms: f64,
+    /// Errors per service or transport code, per Kinesis record or request (ErrorsByCode).
+    pub errors_by_code: BTreeMap<String, u64>,
+}
