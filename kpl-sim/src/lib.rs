@@ -1,1 +1,206 @@
-//! kpl-sim
+//! kpl-sim: a Kinesis-protocol server for one machine, with the service's
+//! limits and fault injection.
+//!
+//! It speaks the Kinesis JSON 1.1 protocol over HTTP/1.1 (and HTTPS with a
+//! self-signed certificate made at start), accepts any or no SigV4 signature,
+//! and binds 127.0.0.1 by default.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use kpl_sim::{Faults, Sim, SimConfig};
+//! let sim = Sim::start(SimConfig::default().stream("orders", 4)).await?;
+//! println!("Kinesis at {}", sim.endpoint());
+//! sim.set_faults(Faults { record_internal_failure: 0.1, seed: 7, ..Faults::default() });
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod faults;
+pub mod limits;
+pub mod protocol;
+pub mod server;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use api::SimStats;
+pub use config::{Faults, Limits, MIB, Retention, SimConfig};
+pub use protocol::ApiError;
+pub use state::{StoredRecord, StoredShard};
+
+use api::Shared;
+use faults::FaultState;
+use state::Registry;
+
+/// A running simulator. Dropping it without [`Sim::shutdown`] signals the
+/// server tasks to stop but does not wait for them.
+#[derive(Debug)]
+pub struct Sim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    ca_pem: Option<String>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Sim {
+    /// Bind, create the configured streams and start serving.
+    pub async fn start(config: SimConfig) -> std::io::Result<Sim> {
+        let shared = Arc::new(Shared {
+            registry: Registry::new(&config.region, &config.account),
+            limits: RwLock::new(Arc::new(config.limits.clone())),
+            retention: config.retention,
+            faults: FaultState::new(config.faults.clone()),
+            counters: Default::default(),
+        });
+        for (name, shards) in &config.streams {
+            shared
+                .registry
+                .create(name, *shards, &config.limits)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
+        }
+        let (tx, rx) = watch::channel(false);
+        let listener = TcpListener::bind((config.host, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let mut tasks = vec![tokio::spawn(server::accept_loop(
+            listener,
+            None,
+            shared.clone(),
+            rx.clone(),
+        ))];
+        let (mut tls_addr, mut ca_pem) = (None, None);
+        if config.tls {
+            let (acceptor, pem) = server::make_tls()?;
+            let l = TcpListener::bind((config.host, config.tls_port)).await?;
+            tls_addr = Some(l.local_addr()?);
+            ca_pem = Some(pem);
+            tasks.push(tokio::spawn(server::accept_loop(
+                l,
+                Some(acceptor),
+                shared.clone(),
+                rx,
+            )));
+        }
+        tracing::info!(%addr, ?tls_addr, "kpl-sim listening");
+        Ok(Sim {
+            shared,
+            addr,
+            tls_addr,
+            ca_pem,
+            shutdown: tx,
+            tasks,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The HTTP listening address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:PORT2` when TLS is on.
+    pub fn tls_endpoint(&self) -> Option<String> {
+        self.tls_addr.map(|a| format!("https://{a}"))
+    }
+
+    /// The HTTPS listening address when TLS is on.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// PEM of the self-signed certificate (trust it as a CA) when TLS is on.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
+    }
+
+    /// Replace the fault injection (reseeds the fault RNG).
+    pub fn set_faults(&self, f: Faults) {
+        self.shared.faults.set(f);
+    }
+
+    /// The current fault injection.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.get()
+    }
+
+    /// Replace the limits. Per-shard buckets keep their current level.
+    pub fn set_limits(&self, l: Limits) {
+        *self.shared.limits.write() = Arc::new(l);
+    }
+
+    /// The current limits.
+    pub fn limits(&self) -> Limits {
+        (*self.shared.limits()).clone()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SimStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Every shard of `stream` (open and closed) with its retained records;
+    /// `None` if there is no such stream.
+    pub fn records(&self, stream: &str) -> Option<Vec<StoredShard>> {
+        self.shared.registry.find(stream).map(|s| s.snapshot())
+    }
+
+    /// Create a stream (ACTIVE at once).
+    pub fn create_stream(&self, name: &str, shards: u32) -> Result<(), ApiError> {
+        self.shared
+            .registry
+            .create(name, shards, &self.shared.limits())
+            .map(|_| ())
+    }
+
+    /// Delete a stream.
+    pub fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        self.shared.registry.delete(name)
+    }
+
+    /// Names of all streams.
+    pub fn stream_names(&self) -> Vec<String> {
+        self.shared.registry.names()
+    }
+
+    /// Stop accepting, end held requests, let in-flight ones finish (bounded),
+    /// and return once the server tasks are gone.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Start a simulator, print its endpoints, and serve until Ctrl-C.
+pub async fn run_until_ctrl_c(config: SimConfig) -> std::io::Result<()> {
+    let sim = Sim::start(config).await?;
+    println!("kpl-sim listening on {}", sim.endpoint());
+    if let Some(tls) = sim.tls_endpoint() {
+        println!("kpl-sim TLS on {tls}");
+    }
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,817 @@
+//! The Kinesis operations.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::{Limits, Retention};
+use crate::faults::FaultState;
+use crate::protocol::{
+    self, ApiError, CreateStream, PutRecord, PutRecords, StreamOp, epoch_secs, stream_name,
+};
+use crate::state::{
+    PutEntry, PutOutcome, Registry, Shard, Stream, hash_partition_key, now_millis, parse_hash_key,
+    parse_seq, read_shard, seq_string, shard_index_of,
+};
+
+/// Counters kept while the simulator runs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub(crate) requests: AtomicU64,
+    pub(crate) errors_4xx: AtomicU64,
+    pub(crate) put_records_calls: AtomicU64,
+    pub(crate) records_accepted: AtomicU64,
+    pub(crate) bytes_accepted: AtomicU64,
+    pub(crate) records_throttled: AtomicU64,
+    pub(crate) records_internal_failure: AtomicU64,
+    pub(crate) requests_500: AtomicU64,
+    pub(crate) requests_503: AtomicU64,
+    pub(crate) connections_dropped: AtomicU64,
+    pub(crate) requests_timed_out: AtomicU64,
+    pub(crate) records_read: AtomicU64,
+}
+
+/// A snapshot of the simulator's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SimStats {
+    /// Kinesis API requests received (admin requests not counted).
+    pub requests: u64,
+    /// Requests answered with a 4xx error.
+    pub errors_4xx: u64,
+    /// PutRecords calls handled.
+    pub put_records_calls: u64,
+    /// Records stored (PutRecord and PutRecords).
+    pub records_accepted: u64,
+    /// Bytes (data + partition key) stored.
+    pub bytes_accepted: u64,
+    /// Records refused with ProvisionedThroughputExceededException.
+    pub records_throttled: u64,
+    /// Records failed with an injected InternalFailure.
+    pub records_internal_failure: u64,
+    /// Requests answered with an injected 500.
+    pub requests_500: u64,
+    /// Requests answered with an injected 503.
+    pub requests_503: u64,
+    /// Connections dropped by injection.
+    pub connections_dropped: u64,
+    /// Requests held by the timeout injection.
+    pub requests_timed_out: u64,
+    /// Records returned by GetRecords.
+    pub records_read: u64,
+}
+
+impl Counters {
+    /// Snapshot.
+    pub fn snapshot(&self) -> SimStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SimStats {
+            requests: g(&self.requests),
+            errors_4xx: g(&self.errors_4xx),
+            put_records_calls: g(&self.put_records_calls),
+            records_accepted: g(&self.records_accepted),
+            bytes_accepted: g(&self.bytes_accepted),
+            records_throttled: g(&self.records_throttled),
+            records_internal_failure: g(&self.records_internal_failure),
+            requests_500: g(&self.requests_500),
+            requests_503: g(&self.requests_503),
+            connections_dropped: g(&self.connections_dropped),
+            requests_timed_out: g(&self.requests_timed_out),
+            records_read: g(&self.records_read),
+        }
+    }
+}
+
+/// State shared by the server tasks and the `Sim` handle.
+#[derive(Debug)]
+pub struct Shared {
+    /// Streams.
+    pub registry: Registry,
+    /// Current limits.
+    pub limits: RwLock<Arc<Limits>>,
+    /// Retention.
+    pub retention: Retention,
+    /// Faults.
+    pub faults: FaultState,
+    /// Counters.
+    pub counters: Counters,
+}
+
+fn add(a: &AtomicU64, n: u64) {
+    if n > 0 {
+        a.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+fn to_json(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl Shared {
+    /// The current limits.
+    pub fn limits(&self) -> Arc<Limits> {
+        self.limits.read().clone()
+    }
+
+    /// Run one operation; `Ok` is the 200 response body.
+    pub fn dispatch(&self, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        match op {
+            "PutRecords" => self.put_records(body),
+            "PutRecord" => self.put_record(body),
+            "CreateStream" => self.create_stream(body),
+            "DeleteStream" => {
+                let r: StreamOp = protocol::parse(body)?;
+                let name = stream_name(&r.stream_name, &r.stream_arn)?;
+                self.registry.delete(&name)?;
+                Ok(Vec::new())
+            }
+            "ListStreams" => self.list_streams(body),
+            "DescribeStream" => self.describe_stream(body),
+            "DescribeStreamSummary" => self.describe_stream_summary(body),
+            "ListShards" => self.list_shards(body),
+            "GetShardIterator" => self.get_shard_iterator(body),
+            "GetRecords" => self.get_records(body),
+            "SplitShard" => {
+                let r: StreamOp = protocol::parse(body)?;
+                let stream = self.stream(&r)?;
+                let shard = r
+                    .shard_to_split
+                    .ok_or_else(|| ApiError::missing("shardToSplit"))?;
+                let key = r
+                    .new_starting_hash_key
+                    .ok_or_else(|| ApiError::missing("newStartingHashKey"))?;
+                let key = parse_hash_key(&key).ok_or_else(|| {
+                    ApiError::invalid_argument(format!("Invalid NewStartingHashKey {key}"))
+                })?;
+                stream.split(&shard, key, &self.limits(), &self.registry.account)?;
+                Ok(Vec::new())
+            }
+            "MergeShards" => {
+                let r: StreamOp = protocol::parse(body)?;
+                let stream = self.stream(&r)?;
+                let a = r
+                    .shard_to_merge
+                    .ok_or_else(|| ApiError::missing("shardToMerge"))?;
+                let b = r
+                    .adjacent_shard_to_merge
+                    .ok_or_else(|| ApiError::missing("adjacentShardToMerge"))?;
+                stream.merge(&a, &b, &self.limits(), &self.registry.account)?;
+                Ok(Vec::new())
+            }
+            "UpdateShardCount" => {
+                let r: StreamOp = protocol::parse(body)?;
+                let stream = self.stream(&r)?;
+                let target = r
+                    .target_shard_count
+                    .ok_or_else(|| ApiError::missing("targetShardCount"))?;
+                match r.scaling_type.as_deref() {
+                    Some("UNIFORM_SCALING") => {}
+                    None => return Err(ApiError::missing("scalingType")),
+                    Some(other) => {
+                        return Err(ApiError::validation(format!(
+                            "1 validation error detected: Value '{other}' at 'scalingType' failed to satisfy constraint: Member must satisfy enum value set: [UNIFORM_SCALING]"
+                        )));
+                    }
+                }
+                if !(1..=100_000).contains(&target) {
+                    return Err(ApiError::validation(format!(
+                        "1 validation error detected: Value '{target}' at 'targetShardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
+                    )));
+                }
+                let current = stream.update_shard_count(target as u32, &self.limits())?;
+                Ok(to_json(&json!({
+                    "StreamName": stream.name,
+                    "StreamARN": stream.arn,
+                    "CurrentShardCount": current,
+                    "TargetShardCount": target,
+                })))
+            }
+            _ => Err(ApiError::new(
+                400,
+                "UnknownOperationException",
+                format!("Unknown operation {op}"),
+            )),
+        }
+    }
+
+    fn stream(&self, r: &StreamOp) -> Result<Arc<Stream>, ApiError> {
+        self.registry
+            .get(&stream_name(&r.stream_name, &r.stream_arn)?)
+    }
+
+    fn create_stream(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let r: CreateStream = protocol::parse(body)?;
+        let name = r
+            .stream_name
+            .ok_or_else(|| ApiError::missing("streamName"))?;
+        let on_demand = r
+            .stream_mode_details
+            .and_then(|m| m.stream_mode)
+            .is_some_and(|m| m == "ON_DEMAND");
+        let shards = match r.shard_count {
+            Some(n) => n,
+            None if on_demand => 4,
+            None => {
+                return Err(ApiError::invalid_argument(
+                    "ShardCount is required for PROVISIONED streams",
+                ));
+            }
+        };
+        let shards = u32::try_from(shards).map_err(|_| {
+            ApiError::validation(format!(
+                "1 validation error detected: Value '{shards}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
+            ))
+        })?;
+        self.registry.create(&name, shards, &self.limits())?;
+        Ok(Vec::new())
+    }
+
+    fn list_streams(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let r: StreamOp = protocol::parse(body)?;
+        let limit = r.limit.unwrap_or(100).clamp(1, 10_000) as usize;
+        let after = r
+            .next_token
+            .as_deref()
+            .and_then(|t| B64.decode(t).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .or(r.exclusive_start_stream_name);
+        let names: Vec<String> = self
+            .registry
+            .names()
+            .into_iter()
+            .filter(|n| after.as_ref().is_none_or(|a| n > a))
+            .collect();
+        let page: Vec<&String> = names.iter().take(limit).collect();
+        let more = names.len() > page.len();
+        let summaries: Vec<Value> = page
+            .iter()
+            .filter_map(|n| self.registry.find(n))
+            .map(|s| {
+                json!({
+                    "StreamName": s.name,
+                    "StreamARN": s.arn,
+                    "StreamStatus": "ACTIVE",
+                    "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                    "StreamCreationTimestamp": epoch_secs(s.created_ms),
+                })
+            })
+            .collect();
+        let mut out = json!({
+            "StreamNames": page,
+            "HasMoreStreams": more,
+            "StreamSummaries": summaries,
+        });
+        if more && let Some(last) = page.last() {
+            out["NextToken"] = json!(B64.encode(last.as_bytes()));
+        }
+        Ok(to_json(&out))
+    }
+
+    fn describe_stream(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let r: StreamOp = protocol::parse(body)?;
+        let stream = self.stream(&r)?;
+        let limit = r.limit.unwrap_or(100).clamp(1, 10_000) as usize;
+        let set = stream.shards.read();
+        let after = r
+            .exclusive_start_shard_id
+            .as_deref()
+            .and_then(shard_index_of);
+        let shards: Vec<&Arc<Shard>> = set
+            .all
+            .iter()
+            .filter(|s| after.is_none_or(|a| s.index > a))
+            .collect();
+        let page: Vec<Value> = shards.iter().take(limit).map(|s| shard_json(s)).collect();
+        let more = shards.len() > page.len();
+        Ok(to_json(&json!({
+            "StreamDescription": {
+                "StreamName": stream.name,
+                "StreamARN": stream.arn,
+                "StreamStatus": "ACTIVE",
+                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "Shards": page,
+                "HasMoreShards": more,
+                "RetentionPeriodHours": 24,
+                "StreamCreationTimestamp": epoch_secs(stream.created_ms),
+                "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
+                "EncryptionType": "NONE",
+            }
+        })))
+    }
+
+    fn describe_stream_summary(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let r: StreamOp = protocol::parse(body)?;
+        let stream = self.stream(&r)?;
+        let open = stream.shards.read().open.len();
+        Ok(to_json(&json!({
+            "StreamDescriptionSummary": {
+                "StreamName": stream.name,
+                "StreamARN": stream.arn,
+                "StreamStatus": "ACTIVE",
+                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "RetentionPeriodHours": 24,
+                "StreamCreationTimestamp": epoch_secs(stream.created_ms),
+                "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
+                "EncryptionType": "NONE",
+                "OpenShardCount": open,
+                "ConsumerCount": 0,
+            }
+        })))
+    }
+
+    fn list_shards(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let r: StreamOp = protocol::parse(body)?;
+        let max = r.max_results.unwrap_or(1000);
+        if !(1..=10_000).contains(&max) {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{max}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 10000"
+            )));
+        }
+        // NextToken = base64("stream\nlast shard index\nfilter").
+        let (name, after, filter) = if let Some(token) = &r.next_token {
+            if r.stream_name.is_some() || r.stream_arn.is_some() {
+                return Err(ApiError::invalid_argument(
+                    "NextToken and StreamName cannot be provided together.",
+                ));
+            }
+            let bad = || ApiError::invalid_argument(format!("Invalid NextToken {token}"));
+            let raw = B64.decode(token).map_err(|_| bad())?;
+            let raw = String::from_utf8(raw).map_err(|_| bad())?;
+            let mut it = raw.split('\n');
+            let name = it.next().ok_or_else(bad)?.to_string();
+            let after: u32 = it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+            let filter = it.next().unwrap_or("").to_string();
+            (name, Some(after), filter)
+        } else {
+            let name = stream_name(&r.stream_name, &r.stream_arn)?;
+            let mut after = r
+                .exclusive_start_shard_id
+                .as_deref()
+                .and_then(shard_index_of);
+            let mut filter = String::new();
+            if let Some(f) = &r.shard_filter {
+                let kind = f
+                    .kind
+                    .clone()
+                    .ok_or_else(|| ApiError::missing("shardFilter.type"))?;
+                if kind == "AFTER_SHARD_ID" {
+                    let id = f.shard_id.as_deref().ok_or_else(|| {
+                        ApiError::invalid_argument("ShardFilter AFTER_SHARD_ID needs ShardId")
+                    })?;
+                    after = shard_index_of(id);
+                }
+                filter = kind;
+            }
+            (name, after, filter)
+        };
+        let stream = self.registry.get(&name)?;
+        let set = stream.shards.read();
+        let at_latest = filter == "AT_LATEST";
+        let shards: Vec<&Arc<Shard>> = set
+            .all
+            .iter()
+            .filter(|s| after.is_none_or(|a| s.index > a))
+            .filter(|s| !at_latest || s.is_open())
+            .collect();
+        let page: Vec<&Arc<Shard>> = shards.iter().take(max as usize).copied().collect();
+        let mut out = json!({ "Shards": page.iter().map(|s| shard_json(s)).collect::<Vec<_>>() });
+        if shards.len() > page.len()
+            && let Some(last) = page.last()
+        {
+            out["NextToken"] = json!(B64.encode(format!("{}\n{}\n{}", name, last.index, filter)));
+        }
+        Ok(to_json(&out))
+    }
+
+    fn get_shard_iterator(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let r: StreamOp = protocol::parse(body)?;
+        let stream = self.stream(&r)?;
+        let shard_id = r
+            .shard_id
+            .as_deref()
+            .ok_or_else(|| ApiError::missing("shardId"))?;
+        let kind = r
+            .shard_iterator_type
+            .as_deref()
+            .ok_or_else(|| ApiError::missing("shardIteratorType"))?;
+        let set = stream.shards.read();
+        let shard = set.by_id(shard_id).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Shard {shard_id} in stream {} under account {} does not exist",
+                stream.name, self.registry.account
+            ))
+        })?;
+        let seq_arg = || -> Result<u64, ApiError> {
+            let s = r
+                .starting_sequence_number
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid_argument("StartingSequenceNumber is required"))?;
+            parse_seq(s).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "StartingSequenceNumber {s} used in GetShardIterator on shard {shard_id} in stream {} under account {} is invalid.",
+                    stream.name, self.registry.account
+                ))
+            })
+        };
+        let pos = match kind {
+            "TRIM_HORIZON" => 0,
+            "LATEST" => {
+                let d = shard.data.lock();
+                match d.ending_seq {
+                    Some(e) => e,
+                    None => stream.next_seq(),
+                }
+            }
+            "AT_SEQUENCE_NUMBER" => seq_arg()?,
+            "AFTER_SEQUENCE_NUMBER" => seq_arg()? + 1,
+            "AT_TIMESTAMP" => {
+                let ts = r.timestamp.ok_or_else(|| {
+                    ApiError::invalid_argument("Timestamp is required for AT_TIMESTAMP")
+                })?;
+                let ms = (ts * 1000.0).max(0.0) as u64;
+                let d = shard.data.lock();
+                d.records
+                    .iter()
+                    .find(|rec| rec.arrival_ms >= ms)
+                    .map(|rec| rec.seq)
+                    .unwrap_or_else(|| d.ending_seq.unwrap_or_else(|| stream.next_seq()))
+            }
+            other => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{other}' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
+                )));
+            }
+        };
+        Ok(to_json(
+            &json!({ "ShardIterator": encode_iterator(&stream, shard.index, pos) }),
+        ))
+    }
+
+    fn get_records(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let r: StreamOp = protocol::parse(body)?;
+        let it = r
+            .shard_iterator
+            .as_deref()
+            .ok_or_else(|| ApiError::missing("shardIterator"))?;
+        let limits = self.limits();
+        let limit = r.limit.unwrap_or(limits.max_get_records as i64);
+        if limit < 1 || limit > limits.max_get_records as i64 {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value less than or equal to {}",
+                limits.max_get_records
+            )));
+        }
+        let (name, inc, index, pos) = decode_iterator(it)
+            .ok_or_else(|| ApiError::invalid_argument(format!("Invalid ShardIterator: {it}")))?;
+        let stream = self.registry.get(&name)?;
+        if stream.incarnation != inc {
+            return Err(ApiError::new(
+                400,
+                "ExpiredIteratorException",
+                "Iterator refers to a stream that no longer exists.",
+            ));
+        }
+        let shard = stream
+            .shards
+            .read()
+            .all
+            .get(index as usize)
+            .cloned()
+            .ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator"))?;
+        let res = read_shard(&shard, pos, limit as usize, limits.max_get_bytes);
+        add(&self.counters.records_read, res.records.len() as u64);
+        #[derive(Serialize)]
+        struct OutRec<'a> {
+            #[serde(rename = "SequenceNumber")]
+            sequence_number: String,
+            #[serde(rename = "ApproximateArrivalTimestamp")]
+            approximate_arrival_timestamp: f64,
+            #[serde(rename = "Data")]
+            data: String,
+            #[serde(rename = "PartitionKey")]
+            partition_key: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(rename = "Records")]
+            records: Vec<OutRec<'a>>,
+            #[serde(rename = "NextShardIterator")]
+            next_shard_iterator: Option<String>,
+            #[serde(rename = "MillisBehindLatest")]
+            millis_behind_latest: u64,
+            #[serde(rename = "ChildShards", skip_serializing_if = "Option::is_none")]
+            child_shards: Option<Vec<Value>>,
+        }
+        let child_shards = if res.next.is_none() {
+            let set = stream.shards.read();
+            Some(
+                set.all
+                    .iter()
+                    .filter(|s| {
+                        s.parent.as_deref() == Some(&shard.id) || s.adjacent_parent.as_deref() == Some(&shard.id)
+                    })
+                    .map(|s| {
+                        let mut parents = vec![];
+                        parents.extend(s.parent.clone());
+                        parents.extend(s.adjacent_parent.clone());
+                        json!({
+                            "ShardId": s.id,
+                            "ParentShards": parents,
+                            "HashKeyRange": {"StartingHashKey": s.start.to_string(), "EndingHashKey": s.end.to_string()},
+                        })
+                    })
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let out = Out {
+            records: res
+                .records
+                .iter()
+                .map(|rec| OutRec {
+                    sequence_number: seq_string(rec.seq),
+                    approximate_arrival_timestamp: epoch_secs(rec.arrival_ms),
+                    data: B64.encode(&rec.data),
+                    partition_key: &rec.partition_key,
+                })
+                .collect(),
+            next_shard_iterator: res.next.map(|p| encode_iterator(&stream, index, p)),
+            millis_behind_latest: res.millis_behind,
+            child_shards,
+        };
+        Ok(serde_json::to_vec(&out).unwrap_or_default())
+    }
+
+    /// Validate one entry and turn it into a `PutEntry`. `Err` is a whole-request error.
+    fn entry(
+        &self,
+        i: Option<usize>,
+        data: Option<&str>,
+        key: Option<&str>,
+        ehk: Option<&str>,
+        limits: &Limits,
+    ) -> Result<PutEntry, ApiError> {
+        let at = |m: &str| match i {
+            Some(i) => format!("records.{}.member.{m}", i + 1),
+            None => m.to_string(),
+        };
+        let data = data.ok_or_else(|| ApiError::missing(&at("data")))?;
+        let key = key.ok_or_else(|| ApiError::missing(&at("partitionKey")))?;
+        let chars = key.chars().count();
+        if chars < 1 || chars > limits.max_partition_key_chars {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{key}' at '{}' failed to satisfy constraint: Member must have length {}",
+                at("partitionKey"),
+                if chars < 1 {
+                    "greater than or equal to 1".to_string()
+                } else {
+                    format!("less than or equal to {}", limits.max_partition_key_chars)
+                }
+            )));
+        }
+        let decoded = B64
+            .decode(data.as_bytes())
+            .map_err(|_| ApiError::serialization(format!("Invalid base64 in '{}'", at("data"))))?;
+        if decoded.len() > limits.max_record_bytes {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {}",
+                at("data"),
+                limits.max_record_bytes
+            )));
+        }
+        if decoded.len() + key.len() > limits.max_record_bytes {
+            return Err(ApiError::invalid_argument(format!(
+                "Record size (data + partition key) {} exceeds the maximum record size {}",
+                decoded.len() + key.len(),
+                limits.max_record_bytes
+            )));
+        }
+        let hash = match ehk {
+            Some(e) => {
+                let valid_pattern = e == "0"
+                    || (!e.is_empty()
+                        && e.len() <= 39
+                        && !e.starts_with('0')
+                        && e.bytes().all(|b| b.is_ascii_digit()));
+                if !valid_pattern {
+                    return Err(ApiError::validation(format!(
+                        "1 validation error detected: Value '{e}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
+                        at("explicitHashKey")
+                    )));
+                }
+                parse_hash_key(e).ok_or_else(|| {
+                    ApiError::invalid_argument(format!(
+                        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"
+                    ))
+                })?
+            }
+            None => hash_partition_key(key),
+        };
+        Ok(PutEntry {
+            partition_key: key.into(),
+            explicit_hash_key: ehk.map(Into::into),
+            hash,
+            data: Bytes::from(decoded),
+            fail: false,
+        })
+    }
+
+    fn count_outcomes(&self, outcomes: &[PutOutcome], sizes: &[usize]) {
+        let (mut ok, mut bytes, mut thr, mut fail) = (0, 0, 0, 0);
+        for (o, s) in outcomes.iter().zip(sizes) {
+            match o {
+                PutOutcome::Ok { .. } => {
+                    ok += 1;
+                    bytes += *s as u64;
+                }
+                PutOutcome::Throttled { .. } => thr += 1,
+                PutOutcome::InternalFailure => fail += 1,
+            }
+        }
+        add(&self.counters.records_accepted, ok);
+        add(&self.counters.bytes_accepted, bytes);
+        add(&self.counters.records_throttled, thr);
+        add(&self.counters.records_internal_failure, fail);
+    }
+
+    fn throttle_message(&self, stream: &Stream, shard: &Shard) -> String {
+        format!(
+            "Rate exceeded for shard {} in stream {} under account {}.",
+            shard.id, stream.name, self.registry.account
+        )
+    }
+
+    fn put_records(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        add(&self.counters.put_records_calls, 1);
+        let r: PutRecords = protocol::parse(body)?;
+        let limits = self.limits();
+        let name = stream_name(&r.stream_name, &r.stream_arn)?;
+        let records = r.records.ok_or_else(|| ApiError::missing("records"))?;
+        if records.is_empty() || records.len() > limits.max_records_per_request {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '[...]' at 'records' failed to satisfy constraint: Member must have length {}",
+                if records.is_empty() {
+                    "greater than or equal to 1".to_string()
+                } else {
+                    format!("less than or equal to {}", limits.max_records_per_request)
+                }
+            )));
+        }
+        let mut entries = Vec::with_capacity(records.len());
+        let mut sizes = Vec::with_capacity(records.len());
+        let mut total = 0usize;
+        for (i, e) in records.iter().enumerate() {
+            let entry = self.entry(
+                Some(i),
+                e.data.as_deref(),
+                e.partition_key.as_deref(),
+                e.explicit_hash_key.as_deref(),
+                &limits,
+            )?;
+            let size = entry.data.len() + entry.partition_key.len();
+            total += size;
+            sizes.push(size);
+            entries.push(entry);
+        }
+        drop(records);
+        if total > limits.max_request_bytes {
+            return Err(ApiError::invalid_argument(format!(
+                "Records size exceeds {} MB limit",
+                limits.max_request_bytes / crate::config::MIB
+            )));
+        }
+        let stream = self.registry.get(&name)?;
+        let rate = self.faults.record_failure_rate();
+        if rate > 0.0 {
+            let draws = self.faults.draw_record_failures(rate, entries.len());
+            for (e, f) in entries.iter_mut().zip(draws) {
+                e.fail = f;
+            }
+        }
+        let outcomes = stream.put(entries, &limits, &self.retention);
+        self.count_outcomes(&outcomes, &sizes);
+        // Hand-written: the hot path's response, no escaping needed.
+        let mut out = String::with_capacity(32 + outcomes.len() * 110);
+        let failed = outcomes
+            .iter()
+            .filter(|o| !matches!(o, PutOutcome::Ok { .. }))
+            .count();
+        out.push_str(&format!("{{\"FailedRecordCount\":{failed},\"Records\":["));
+        for (i, o) in outcomes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match o {
+                PutOutcome::Ok { shard, seq } => {
+                    out.push_str("{\"SequenceNumber\":\"");
+                    out.push_str(&seq_string(*seq));
+                    out.push_str("\",\"ShardId\":\"");
+                    out.push_str(&shard.id);
+                    out.push_str("\"}");
+                }
+                PutOutcome::Throttled { shard } => {
+                    out.push_str("{\"ErrorCode\":\"ProvisionedThroughputExceededException\",\"ErrorMessage\":");
+                    out.push_str(
+                        &serde_json::to_string(&self.throttle_message(&stream, shard))
+                            .unwrap_or_default(),
+                    );
+                    out.push('}');
+                }
+                PutOutcome::InternalFailure => {
+                    out.push_str("{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"Internal service failure.\"}");
+                }
+            }
+        }
+        out.push_str("],\"EncryptionType\":\"NONE\"}");
+        Ok(out.into_bytes())
+    }
+
+    fn put_record(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let r: PutRecord = protocol::parse(body)?;
+        let limits = self.limits();
+        let name = stream_name(&r.stream_name, &r.stream_arn)?;
+        let mut entry = self.entry(
+            None,
+            r.data.as_deref(),
+            r.partition_key.as_deref(),
+            r.explicit_hash_key.as_deref(),
+            &limits,
+        )?;
+        let stream = self.registry.get(&name)?;
+        let rate = self.faults.record_failure_rate();
+        if rate > 0.0 {
+            entry.fail = self.faults.draw_record_failures(rate, 1)[0];
+        }
+        let size = entry.data.len() + entry.partition_key.len();
+        let outcomes = stream.put(vec![entry], &limits, &self.retention);
+        self.count_outcomes(&outcomes, &[size]);
+        match &outcomes[0] {
+            PutOutcome::Ok { shard, seq } => Ok(to_json(&json!({
+                "ShardId": shard.id,
+                "SequenceNumber": seq_string(*seq),
+                "EncryptionType": "NONE",
+            }))),
+            PutOutcome::Throttled { shard } => Err(ApiError::new(
+                400,
+                "ProvisionedThroughputExceededException",
+                self.throttle_message(&stream, shard),
+            )),
+            PutOutcome::InternalFailure => Err(ApiError::internal()),
+        }
+    }
+
+    /// Count one request's error status.
+    pub fn count_error(&self, status: u16) {
+        if (400..500).contains(&status) {
+            add(&self.counters.errors_4xx, 1);
+        }
+    }
+
+    /// A moment's timestamp for logs.
+    pub fn now_ms(&self) -> u64 {
+        now_millis()
+    }
+}
+
+fn shard_json(s: &Shard) -> Value {
+    let ending = s.data.lock().ending_seq;
+    let mut range = json!({ "StartingSequenceNumber": seq_string(s.starting_seq) });
+    if let Some(e) = ending {
+        range["EndingSequenceNumber"] = json!(seq_string(e));
+    }
+    let mut v = json!({
+        "ShardId": s.id,
+        "HashKeyRange": {"StartingHashKey": s.start.to_string(), "EndingHashKey": s.end.to_string()},
+        "SequenceNumberRange": range,
+    });
+    if let Some(p) = &s.parent {
+        v["ParentShardId"] = json!(p);
+    }
+    if let Some(p) = &s.adjacent_parent {
+        v["AdjacentParentShardId"] = json!(p);
+    }
+    v
+}
+
+fn encode_iterator(stream: &Stream, shard_index: u32, pos: u64) -> String {
+    B64.encode(format!(
+        "{}\n{}\n{}\n{}",
+        stream.name, stream.incarnation, shard_index, pos
+    ))
+}
+
+fn decode_iterator(it: &str) -> Option<(String, u64, u32, u64)> {
+    let raw = String::from_utf8(B64.decode(it).ok()?).ok()?;
+    let mut p = raw.split('\n');
+    let name = p.next()?.to_string();
+    let inc = p.next()?.parse().ok()?;
+    let idx = p.next()?.parse().ok()?;
+    let pos = p.next()?.parse().ok()?;
+    Some((name, inc, idx, pos))
+}

@@ -1,0 +1,785 @@
+//! Streams and shards: hash ranges, sequence numbers, records, resharding.
+//!
+//! Locking: the stream map is behind one `RwLock` (read on every request);
+//! each stream's shard set is behind its own `RwLock` (read while putting or
+//! reading, written only when resharding); each shard's records are behind
+//! their own `Mutex`. Writers to different shards never wait for each other.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::{Limits, Retention};
+use crate::limits::ShardBuckets;
+use crate::protocol::ApiError;
+
+/// Largest hash key, 2^128 - 1.
+pub const MAX_HASH_KEY: u128 = u128::MAX;
+
+/// One retained record of a shard, as `Sim::records` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Sequence number (56 decimal digits).
+    pub sequence_number: String,
+    /// Partition key as sent.
+    pub partition_key: String,
+    /// Explicit hash key as sent, if any.
+    pub explicit_hash_key: Option<String>,
+    /// The record's data.
+    pub data: Bytes,
+    /// When the simulator accepted it.
+    pub arrival: SystemTime,
+}
+
+/// One shard with its retained records, as `Sim::records` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredShard {
+    /// `shardId-000000000000` style id.
+    pub shard_id: String,
+    /// First hash key of the shard's range.
+    pub starting_hash_key: u128,
+    /// Last hash key of the shard's range (inclusive).
+    pub ending_hash_key: u128,
+    /// Parent shard (split or merge), if any.
+    pub parent_shard_id: Option<String>,
+    /// Adjacent parent shard (merge), if any.
+    pub adjacent_parent_shard_id: Option<String>,
+    /// Whether the shard still accepts records.
+    pub open: bool,
+    /// Starting sequence number of the shard.
+    pub starting_sequence_number: String,
+    /// Ending sequence number, set once the shard is closed.
+    pub ending_sequence_number: Option<String>,
+    /// Retained records, oldest first.
+    pub records: Vec<StoredRecord>,
+}
+
+/// Format a stream-wide counter as a 56-digit sequence number. All have the
+/// same length, so they compare the same as strings and as numbers.
+pub fn seq_string(n: u64) -> String {
+    format!("49{n:054}")
+}
+
+/// Parse a sequence number made by [`seq_string`].
+pub fn parse_seq(s: &str) -> Option<u64> {
+    if s.len() != 56 || !s.starts_with("49") || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s[2..].parse::<u64>().ok()
+}
+
+/// Parse a decimal hash key, 0..=2^128-1.
+pub fn parse_hash_key(s: &str) -> Option<u128> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u128>().ok()
+}
+
+/// MD5 of the UTF-8 partition key as a big-endian 128-bit integer.
+pub fn hash_partition_key(key: &str) -> u128 {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(key.as_bytes());
+    u128::from_be_bytes(digest.into())
+}
+
+/// The hash ranges the service gives `n` shards: shard `i` starts at
+/// `i * floor(2^128 / n)`, ends one before the next, the last ends at 2^128-1.
+pub fn even_ranges(n: u32) -> Vec<(u128, u128)> {
+    let n128 = n.max(1) as u128;
+    if n128 == 1 {
+        return vec![(0, MAX_HASH_KEY)];
+    }
+    // floor(2^128 / n) without overflow: 2^128 = MAX + 1.
+    let step = MAX_HASH_KEY / n128 + u128::from(MAX_HASH_KEY % n128 == n128 - 1);
+    (0..n128)
+        .map(|i| {
+            let start = i * step;
+            let end = if i + 1 == n128 {
+                MAX_HASH_KEY
+            } else {
+                (i + 1) * step - 1
+            };
+            (start, end)
+        })
+        .collect()
+}
+
+/// Milliseconds since the epoch.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A record inside a shard.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    /// Stream-wide counter value (the sequence number).
+    pub seq: u64,
+    /// Partition key.
+    pub partition_key: Box<str>,
+    /// Explicit hash key as sent.
+    pub explicit_hash_key: Option<Box<str>>,
+    /// Data.
+    pub data: Bytes,
+    /// Arrival, epoch milliseconds.
+    pub arrival_ms: u64,
+}
+
+impl Rec {
+    fn size(&self) -> usize {
+        self.data.len() + self.partition_key.len()
+    }
+}
+
+/// Mutable part of a shard.
+#[derive(Debug)]
+pub struct ShardData {
+    /// Retained records, oldest first, increasing `seq`.
+    pub records: VecDeque<Rec>,
+    /// Bytes (data + key) retained.
+    pub bytes: usize,
+    /// Set when the shard is closed.
+    pub ending_seq: Option<u64>,
+    buckets: ShardBuckets,
+}
+
+/// One shard.
+#[derive(Debug)]
+pub struct Shard {
+    /// Shard id.
+    pub id: String,
+    /// Position in the stream's list of all shards.
+    pub index: u32,
+    /// First hash key.
+    pub start: u128,
+    /// Last hash key (inclusive).
+    pub end: u128,
+    /// Parent shard id.
+    pub parent: Option<String>,
+    /// Adjacent parent shard id.
+    pub adjacent_parent: Option<String>,
+    /// Counter value when the shard was created.
+    pub starting_seq: u64,
+    /// Records and throughput state.
+    pub data: Mutex<ShardData>,
+}
+
+impl Shard {
+    /// Whether the shard is open.
+    pub fn is_open(&self) -> bool {
+        self.data.lock().ending_seq.is_none()
+    }
+}
+
+/// All shards of a stream.
+#[derive(Debug, Default)]
+pub struct ShardSet {
+    /// Every shard ever made, by index.
+    pub all: Vec<Arc<Shard>>,
+    /// Open shards, sorted by starting hash key, covering the whole range.
+    pub open: Vec<Arc<Shard>>,
+}
+
+impl ShardSet {
+    /// The open shard holding `hash`.
+    pub fn route(&self, hash: u128) -> &Arc<Shard> {
+        let i = self.open.partition_point(|s| s.start <= hash);
+        &self.open[i.saturating_sub(1)]
+    }
+
+    /// A shard by id.
+    pub fn by_id(&self, id: &str) -> Option<&Arc<Shard>> {
+        let idx = shard_index_of(id)?;
+        self.all.get(idx as usize).filter(|s| s.id == id)
+    }
+}
+
+/// `shardId-000000000007` -> 7.
+pub fn shard_index_of(id: &str) -> Option<u32> {
+    id.strip_prefix("shardId-")?.parse().ok()
+}
+
+fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+/// One stream.
+#[derive(Debug)]
+pub struct Stream {
+    /// Name.
+    pub name: String,
+    /// ARN.
+    pub arn: String,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: u64,
+    /// Unique id of this incarnation (a recreated stream gets a new one).
+    pub incarnation: u64,
+    seq: AtomicU64,
+    /// Shards.
+    pub shards: RwLock<ShardSet>,
+}
+
+/// What happened to one record of a put.
+#[derive(Debug)]
+pub enum PutOutcome {
+    /// Stored.
+    Ok {
+        /// The shard.
+        shard: Arc<Shard>,
+        /// Counter value.
+        seq: u64,
+    },
+    /// Throttled by the shard's throughput limit.
+    Throttled {
+        /// The shard.
+        shard: Arc<Shard>,
+    },
+    /// Failed by fault injection.
+    InternalFailure,
+}
+
+/// A record to put.
+#[derive(Debug)]
+pub struct PutEntry {
+    /// Partition key.
+    pub partition_key: Box<str>,
+    /// Explicit hash key as sent.
+    pub explicit_hash_key: Option<Box<str>>,
+    /// Hash key used for routing.
+    pub hash: u128,
+    /// Data.
+    pub data: Bytes,
+    /// Fail it with InternalFailure (fault injection).
+    pub fail: bool,
+}
+
+impl Stream {
+    fn new(
+        name: &str,
+        shards: u32,
+        region: &str,
+        account: &str,
+        incarnation: u64,
+        limits: &Limits,
+    ) -> Self {
+        let now = Instant::now();
+        let mut set = ShardSet::default();
+        for (i, (start, end)) in even_ranges(shards).into_iter().enumerate() {
+            let s = Arc::new(Shard {
+                id: shard_id(i as u32),
+                index: i as u32,
+                start,
+                end,
+                parent: None,
+                adjacent_parent: None,
+                starting_seq: 0,
+                data: Mutex::new(ShardData {
+                    records: VecDeque::new(),
+                    bytes: 0,
+                    ending_seq: None,
+                    buckets: ShardBuckets::new(limits, now),
+                }),
+            });
+            set.all.push(s.clone());
+            set.open.push(s);
+        }
+        Stream {
+            name: name.to_string(),
+            arn: format!("arn:aws:kinesis:{region}:{account}:stream/{name}"),
+            created_ms: now_millis(),
+            incarnation,
+            seq: AtomicU64::new(1),
+            shards: RwLock::new(set),
+        }
+    }
+
+    /// The counter value the next record will get at least.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Put records in order. Consecutive records of one shard share one lock.
+    pub fn put(
+        &self,
+        entries: Vec<PutEntry>,
+        limits: &Limits,
+        retention: &Retention,
+    ) -> Vec<PutOutcome> {
+        let set = self.shards.read();
+        let now = Instant::now();
+        let arrival_ms = now_millis();
+        let mut out = Vec::with_capacity(entries.len());
+        let mut cur: Option<(u32, parking_lot::MutexGuard<'_, ShardData>)> = None;
+        for e in entries {
+            if e.fail {
+                out.push(PutOutcome::InternalFailure);
+                continue;
+            }
+            let shard = set.route(e.hash);
+            if cur.as_ref().map(|(i, _)| *i) != Some(shard.index) {
+                drop(cur.take()); // never hold two shard locks at once
+                cur = Some((shard.index, shard.data.lock()));
+            }
+            let data = &mut cur.as_mut().expect("locked").1;
+            let size = e.data.len() + e.partition_key.len();
+            if !data.buckets.try_take(limits, size, now) {
+                out.push(PutOutcome::Throttled {
+                    shard: shard.clone(),
+                });
+                continue;
+            }
+            let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+            data.records.push_back(Rec {
+                seq,
+                partition_key: e.partition_key,
+                explicit_hash_key: e.explicit_hash_key,
+                data: e.data,
+                arrival_ms,
+            });
+            data.bytes += size;
+            trim(data, retention);
+            out.push(PutOutcome::Ok {
+                shard: shard.clone(),
+                seq,
+            });
+        }
+        out
+    }
+
+    /// Split an open shard at `new_start` (the second child's first key).
+    pub fn split(
+        &self,
+        shard_id: &str,
+        new_start: u128,
+        limits: &Limits,
+        account: &str,
+    ) -> Result<(), ApiError> {
+        let mut set = self.shards.write();
+        let pos = self.open_pos(&set, shard_id, account)?;
+        let parent = set.open[pos].clone();
+        if new_start <= parent.start || new_start > parent.end {
+            return Err(ApiError::invalid_argument(format!(
+                "NewStartingHashKey {new_start} used in SplitShard() on shard {shard_id} in stream {} under account {account} is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
+                self.name, parent.start, parent.end
+            )));
+        }
+        self.check_shard_budget(&set, 2, limits)?;
+        self.close(&parent);
+        let a = self.new_shard(
+            &mut set,
+            parent.start,
+            new_start - 1,
+            Some(parent.id.clone()),
+            None,
+            limits,
+        );
+        let b = self.new_shard(
+            &mut set,
+            new_start,
+            parent.end,
+            Some(parent.id.clone()),
+            None,
+            limits,
+        );
+        set.open.splice(pos..=pos, [a, b]);
+        Ok(())
+    }
+
+    /// Merge two adjacent open shards.
+    pub fn merge(
+        &self,
+        shard: &str,
+        adjacent: &str,
+        limits: &Limits,
+        account: &str,
+    ) -> Result<(), ApiError> {
+        let mut set = self.shards.write();
+        let p1 = self.open_pos(&set, shard, account)?;
+        let p2 = self.open_pos(&set, adjacent, account)?;
+        let (a, b) = (set.open[p1].clone(), set.open[p2].clone());
+        let (lo, hi) = if a.start < b.start {
+            (p1, p2)
+        } else {
+            (p2, p1)
+        };
+        if set.open[lo].end.checked_add(1) != Some(set.open[hi].start) {
+            return Err(ApiError::invalid_argument(format!(
+                "Shards {shard} and {adjacent} in stream {} under account {account} are not an adjacent pair of shards eligible for merging",
+                self.name
+            )));
+        }
+        self.check_shard_budget(&set, 1, limits)?;
+        self.close(&a);
+        self.close(&b);
+        let (start, end) = (set.open[lo].start, set.open[hi].end);
+        let child = self.new_shard(
+            &mut set,
+            start,
+            end,
+            Some(a.id.clone()),
+            Some(b.id.clone()),
+            limits,
+        );
+        set.open.splice(lo..=hi, [child]);
+        Ok(())
+    }
+
+    /// Close every open shard and make `target` evenly spread ones. Each new
+    /// shard's parent is the old shard holding its starting key; its
+    /// adjacent parent the next old shard its range overlaps, if any.
+    pub fn update_shard_count(&self, target: u32, limits: &Limits) -> Result<u32, ApiError> {
+        let mut set = self.shards.write();
+        let current = set.open.len() as u32;
+        if target == 0 || target > current.saturating_mul(2) || target.saturating_mul(2) < current {
+            return Err(ApiError::invalid_argument(format!(
+                "UpdateShardCount target {target} must be between half and double the current open shard count {current} for stream {}",
+                self.name
+            )));
+        }
+        self.check_shard_budget(&set, target, limits)?;
+        let old: Vec<Arc<Shard>> = set.open.clone();
+        for s in &old {
+            self.close(s);
+        }
+        let mut open = Vec::with_capacity(target as usize);
+        for (start, end) in even_ranges(target) {
+            let overlapping: Vec<&Arc<Shard>> = old
+                .iter()
+                .filter(|s| s.start <= end && s.end >= start)
+                .collect();
+            let parent = overlapping.first().map(|s| s.id.clone());
+            let adjacent = overlapping.get(1).map(|s| s.id.clone());
+            open.push(self.new_shard(&mut set, start, end, parent, adjacent, limits));
+        }
+        set.open = open;
+        Ok(current)
+    }
+
+    fn check_shard_budget(
+        &self,
+        set: &ShardSet,
+        extra: u32,
+        limits: &Limits,
+    ) -> Result<(), ApiError> {
+        if set.open.len() as u64 + extra as u64 > limits.max_shards_per_stream as u64 {
+            return Err(ApiError::new(
+                400,
+                "LimitExceededException",
+                format!(
+                    "Stream {} would exceed the shard limit {}",
+                    self.name, limits.max_shards_per_stream
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn open_pos(&self, set: &ShardSet, id: &str, account: &str) -> Result<usize, ApiError> {
+        match set.open.iter().position(|s| s.id == id) {
+            Some(p) => Ok(p),
+            None if set.by_id(id).is_some() => Err(ApiError::new(
+                400,
+                "ResourceInUseException",
+                format!(
+                    "Shard {id} in stream {} under account {account} is not open",
+                    self.name
+                ),
+            )),
+            None => Err(ApiError::not_found(format!(
+                "Could not find shard {id} in stream {} under account {account}.",
+                self.name
+            ))),
+        }
+    }
+
+    fn close(&self, shard: &Shard) {
+        let end = self.seq.fetch_add(1, Ordering::SeqCst);
+        shard.data.lock().ending_seq = Some(end);
+    }
+
+    fn new_shard(
+        &self,
+        set: &mut ShardSet,
+        start: u128,
+        end: u128,
+        parent: Option<String>,
+        adjacent_parent: Option<String>,
+        limits: &Limits,
+    ) -> Arc<Shard> {
+        let index = set.all.len() as u32;
+        let s = Arc::new(Shard {
+            id: shard_id(index),
+            index,
+            start,
+            end,
+            parent,
+            adjacent_parent,
+            starting_seq: self.seq.load(Ordering::SeqCst),
+            data: Mutex::new(ShardData {
+                records: VecDeque::new(),
+                bytes: 0,
+                ending_seq: None,
+                buckets: ShardBuckets::new(limits, Instant::now()),
+            }),
+        });
+        set.all.push(s.clone());
+        s
+    }
+
+    /// Snapshot for `Sim::records`.
+    pub fn snapshot(&self) -> Vec<StoredShard> {
+        let set = self.shards.read();
+        set.all
+            .iter()
+            .map(|s| {
+                let d = s.data.lock();
+                StoredShard {
+                    shard_id: s.id.clone(),
+                    starting_hash_key: s.start,
+                    ending_hash_key: s.end,
+                    parent_shard_id: s.parent.clone(),
+                    adjacent_parent_shard_id: s.adjacent_parent.clone(),
+                    open: d.ending_seq.is_none(),
+                    starting_sequence_number: seq_string(s.starting_seq),
+                    ending_sequence_number: d.ending_seq.map(seq_string),
+                    records: d
+                        .records
+                        .iter()
+                        .map(|r| StoredRecord {
+                            sequence_number: seq_string(r.seq),
+                            partition_key: r.partition_key.to_string(),
+                            explicit_hash_key: r.explicit_hash_key.as_ref().map(|s| s.to_string()),
+                            data: r.data.clone(),
+                            arrival: UNIX_EPOCH + std::time::Duration::from_millis(r.arrival_ms),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn trim(data: &mut ShardData, retention: &Retention) {
+    let max_n = retention.max_records_per_shard.unwrap_or(usize::MAX);
+    let max_b = retention.max_bytes_per_shard.unwrap_or(usize::MAX);
+    while data.records.len() > max_n || (data.bytes > max_b && !data.records.is_empty()) {
+        if let Some(r) = data.records.pop_front() {
+            data.bytes -= r.size();
+        }
+    }
+}
+
+/// Result of reading a shard.
+#[derive(Debug)]
+pub struct ReadResult {
+    /// Records read.
+    pub records: Vec<Rec>,
+    /// Position for the next iterator; `None` when the shard is closed and drained.
+    pub next: Option<u64>,
+    /// How far behind the shard's tip the read ends, in milliseconds.
+    pub millis_behind: u64,
+}
+
+/// Read records of `shard` with counter >= `pos`.
+pub fn read_shard(shard: &Shard, pos: u64, limit: usize, max_bytes: usize) -> ReadResult {
+    let d = shard.data.lock();
+    let first = d.records.partition_point(|r| r.seq < pos);
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    let mut i = first;
+    while i < d.records.len() && records.len() < limit {
+        let r = &d.records[i];
+        let size = r.size();
+        if !records.is_empty() && bytes + size > max_bytes {
+            break;
+        }
+        bytes += size;
+        records.push(r.clone());
+        i += 1;
+    }
+    let next_pos = records.last().map(|r: &Rec| r.seq + 1).unwrap_or(pos);
+    let remaining = i < d.records.len();
+    let next = match d.ending_seq {
+        Some(_) if !remaining => None,
+        _ => Some(next_pos),
+    };
+    let millis_behind = match (remaining, records.last()) {
+        (true, Some(r)) => d
+            .records
+            .back()
+            .map(|tip| tip.arrival_ms.saturating_sub(r.arrival_ms))
+            .unwrap_or(0)
+            .max(now_millis().saturating_sub(r.arrival_ms)),
+        _ => 0,
+    };
+    ReadResult {
+        records,
+        next,
+        millis_behind,
+    }
+}
+
+/// All streams.
+#[derive(Debug)]
+pub struct Registry {
+    streams: RwLock<HashMap<String, Arc<Stream>>>,
+    incarnations: AtomicU64,
+    /// Region for ARNs.
+    pub region: String,
+    /// Account for ARNs and messages.
+    pub account: String,
+}
+
+impl Registry {
+    /// Empty registry.
+    pub fn new(region: &str, account: &str) -> Self {
+        Registry {
+            streams: RwLock::new(HashMap::new()),
+            incarnations: AtomicU64::new(1),
+            region: region.to_string(),
+            account: account.to_string(),
+        }
+    }
+
+    /// Create a stream (ACTIVE at once).
+    pub fn create(
+        &self,
+        name: &str,
+        shards: u32,
+        limits: &Limits,
+    ) -> Result<Arc<Stream>, ApiError> {
+        validate_stream_name(name)?;
+        if shards == 0 {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{shards}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
+            )));
+        }
+        if shards > limits.max_shards_per_stream {
+            return Err(ApiError::new(
+                400,
+                "LimitExceededException",
+                format!(
+                    "This request would exceed the shard limit for the account {}. Current shard limit is {}.",
+                    self.account, limits.max_shards_per_stream
+                ),
+            ));
+        }
+        let mut map = self.streams.write();
+        if map.contains_key(name) {
+            return Err(ApiError::new(
+                400,
+                "ResourceInUseException",
+                format!(
+                    "Stream {name} under account {} already exists.",
+                    self.account
+                ),
+            ));
+        }
+        let inc = self.incarnations.fetch_add(1, Ordering::Relaxed);
+        let s = Arc::new(Stream::new(
+            name,
+            shards,
+            &self.region,
+            &self.account,
+            inc,
+            limits,
+        ));
+        map.insert(name.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// Delete a stream.
+    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
+        match self.streams.write().remove(name) {
+            Some(_) => Ok(()),
+            None => Err(self.not_found(name)),
+        }
+    }
+
+    /// Look a stream up.
+    pub fn get(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
+        self.streams
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    /// Look a stream up, without an error.
+    pub fn find(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.read().get(name).cloned()
+    }
+
+    /// Stream names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.streams.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The service's not-found error for a stream.
+    pub fn not_found(&self, name: &str) -> ApiError {
+        ApiError::not_found(format!(
+            "Stream {name} under account {} not found.",
+            self.account
+        ))
+    }
+}
+
+/// Stream names: 1..128 of `[a-zA-Z0-9_.-]`.
+pub fn validate_stream_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+    {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{name}' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_match_service() {
+        let r = even_ranges(1);
+        assert_eq!(r, vec![(0, MAX_HASH_KEY)]);
+        let r = even_ranges(2);
+        assert_eq!(r[0].1, 170141183460469231731687303715884105727);
+        assert_eq!(r[1].0, 170141183460469231731687303715884105728);
+        let r = even_ranges(3);
+        assert_eq!(r[1].0, 113427455640312821154458202477256070485);
+        assert_eq!(r[0].1, 113427455640312821154458202477256070484);
+        assert_eq!(r[2].1, MAX_HASH_KEY);
+        let r = even_ranges(4);
+        assert_eq!(r[1].0, 1u128 << 126);
+    }
+
+    #[test]
+    fn seq_roundtrip_and_order() {
+        let a = seq_string(9);
+        let b = seq_string(10);
+        assert_eq!(a.len(), 56);
+        assert!(a < b);
+        assert_eq!(parse_seq(&b), Some(10));
+        assert_eq!(parse_seq("123"), None);
+    }
+
+    #[test]
+    fn md5_hash() {
+        // MD5("a") = 0cc175b9c0f1b6a831c399e269772661
+        assert_eq!(hash_partition_key("a"), 0x0cc175b9c0f1b6a831c399e269772661);
+    }
+}
