@@ -210,7 +210,10 @@ impl Config {
         vec![
             ("StreamName", opt(&self.stream)),
             ("AggregationEnabled", self.aggregation_enabled.to_string()),
-            ("AggregationMaxCount", self.aggregation_max_count.to_string()),
+            (
+                "AggregationMaxCount",
+                self.aggregation_max_count.to_string(),
+            ),
             ("AggregationMaxSize", self.aggregation_max_size.to_string()),
             ("CollectionMaxCount", self.collection_max_count.to_string()),
             ("CollectionMaxSize", self.collection_max_size.to_string()),
@@ -236,7 +239,10 @@ impl Config {
             ("UserRecordTimeoutInMillis", ms(self.user_record_timeout)),
             ("MaxBufferedRecords", self.max_buffered_records.to_string()),
             ("MaxBufferedBytes", self.max_buffered_bytes.to_string()),
-            ("ShardMapRefreshInterval", ms(self.shard_map_refresh_interval)),
+            (
+                "ShardMapRefreshInterval",
+                ms(self.shard_map_refresh_interval),
+            ),
         ]
     }
 
@@ -368,7 +374,9 @@ impl ConfigBuilder {
             _ => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    format!("unknown setting {name:?} (value {value:?}); settings use the KPL's names, e.g. RecordMaxBufferedTime"),
+                    format!(
+                        "unknown setting {name:?} (value {value:?}); settings use the KPL's names, e.g. RecordMaxBufferedTime"
+                    ),
                 ));
             }
         }
@@ -387,7 +395,10 @@ impl ConfigBuilder {
             let Some((name, value)) = line.split_once(['=', ':']) else {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    format!("{origin}:{}: expected `Name = value`, got {line:?}", number + 1),
+                    format!(
+                        "{origin}:{}: expected `Name = value`, got {line:?}",
+                        number + 1
+                    ),
                 ));
             };
             let name = name.trim();
@@ -536,16 +547,51 @@ impl ConfigBuilder {
         let c = self.config;
         // Typed setters bypass `set`, so re-check every range here once.
         let checks: [(&str, u64, u64, u64); 10] = [
-            ("AggregationMaxCount", c.aggregation_max_count, 1, i64::MAX as u64),
-            ("AggregationMaxSize", c.aggregation_max_size as u64, 64, 10_485_760),
+            (
+                "AggregationMaxCount",
+                c.aggregation_max_count,
+                1,
+                i64::MAX as u64,
+            ),
+            (
+                "AggregationMaxSize",
+                c.aggregation_max_size as u64,
+                64,
+                10_485_760,
+            ),
             ("CollectionMaxCount", c.collection_max_count as u64, 1, 500),
-            ("CollectionMaxSize", c.collection_max_size as u64, 52_224, i64::MAX as u64),
-            ("ConnectTimeout", c.connect_timeout.as_millis() as u64, 100, 300_000),
-            ("RequestTimeout", c.request_timeout.as_millis() as u64, 100, 600_000),
-            ("RecordTtl", c.record_ttl.as_millis() as u64, 100, i64::MAX as u64),
+            (
+                "CollectionMaxSize",
+                c.collection_max_size as u64,
+                52_224,
+                i64::MAX as u64,
+            ),
+            (
+                "ConnectTimeout",
+                c.connect_timeout.as_millis() as u64,
+                100,
+                300_000,
+            ),
+            (
+                "RequestTimeout",
+                c.request_timeout.as_millis() as u64,
+                100,
+                600_000,
+            ),
+            (
+                "RecordTtl",
+                c.record_ttl.as_millis() as u64,
+                100,
+                i64::MAX as u64,
+            ),
             ("RateLimit", c.rate_limit, 1, i64::MAX as u64),
             ("MaxConnections", c.max_connections as u64, 1, 256),
-            ("MaxUserRecordSize", c.max_user_record_size as u64, 64, 10_485_760),
+            (
+                "MaxUserRecordSize",
+                c.max_user_record_size as u64,
+                64,
+                10_485_760,
+            ),
         ];
         for (name, value, min, max) in checks {
             parse_int(name, &value.to_string(), min, max)?;
@@ -627,17 +673,27 @@ mod tests {
             let err = Config::builder().set(name, value).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidConfig);
             let text = err.to_string();
-            assert!(text.contains(name) && text.contains(value) && text.contains(allowed), "{text}");
+            assert!(
+                text.contains(name) && text.contains(value) && text.contains(allowed),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn typed_setters_are_checked_at_build() {
-        let err = Config::builder().collection_max_count(0).build().unwrap_err();
+        let err = Config::builder()
+            .collection_max_count(0)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("CollectionMaxCount"), "{err}");
         let err = Config::builder().max_buffered(10, 100).build().unwrap_err();
         assert!(err.to_string().contains("MaxBufferedBytes"), "{err}");
-        let err = Config::builder().set("VerifyCertificate", "false").unwrap().build().unwrap_err();
+        let err = Config::builder()
+            .set("VerifyCertificate", "false")
+            .unwrap()
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("CaCertPath"), "{err}");
     }
 
@@ -645,25 +701,41 @@ mod tests {
     fn properties_files_load_and_unknown_keys_are_skipped() {
         let text = "# comment\n! also a comment\nAggregationMaxCount = 100\nRegion: eu-west-1\n\
                     MetricsLevel = detailed\nSomethingNew = 1\nKinesisEndpoint = localhost\nKinesisPort = 4567\n";
-        let c = Config::builder().properties(text, "test.properties").unwrap().build().unwrap();
+        let c = Config::builder()
+            .properties(text, "test.properties")
+            .unwrap()
+            .build()
+            .unwrap();
         assert_eq!(c.aggregation_max_count, 100);
         assert_eq!(c.region.as_deref(), Some("eu-west-1"));
         assert_eq!(c.endpoint_url().as_deref(), Some("https://localhost:4567"));
-        let err = Config::builder().properties("a\nRateLimit = x\n", "f.properties").unwrap_err();
+        let err = Config::builder()
+            .properties("a\nRateLimit = x\n", "f.properties")
+            .unwrap_err();
         assert!(err.to_string().contains("f.properties:1"), "{err}");
-        let err = Config::builder().properties("RateLimit = x\n", "f.properties").unwrap_err();
-        assert!(err.to_string().contains("f.properties:1: RateLimit"), "{err}");
+        let err = Config::builder()
+            .properties("RateLimit = x\n", "f.properties")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("f.properties:1: RateLimit"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_names_are_errors_for_set() {
-        let err = Config::builder().set("RecordMaxBuferedTime", "5").unwrap_err();
+        let err = Config::builder()
+            .set("RecordMaxBuferedTime", "5")
+            .unwrap_err();
         assert!(err.to_string().contains("unknown setting"), "{err}");
     }
 
     #[test]
     fn debug_output_hides_the_secret() {
-        let c = Config::builder().credentials("AKID", "very-secret").build().unwrap();
+        let c = Config::builder()
+            .credentials("AKID", "very-secret")
+            .build()
+            .unwrap();
         let text = format!("{:?}", c.credentials);
         assert!(!text.contains("very-secret"), "{text}");
     }

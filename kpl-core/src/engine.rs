@@ -73,6 +73,8 @@ impl AsRef<UserRecord> for Pending {
 }
 
 /// What producers ask of the engine.
+// `Put` is the hot path: boxing it would cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     Put(Pending),
     PutMany(Vec<Pending>),
@@ -345,7 +347,12 @@ impl Engine {
 
     fn abort(&mut self) {
         self.aborting = true;
-        let shut_down = || Error::new(ErrorKind::ShutDown, "the producer shut down before the record was sent");
+        let shut_down = || {
+            Error::new(
+                ErrorKind::ShutDown,
+                "the producer shut down before the record was sent",
+            )
+        };
         let mut dropped = Vec::new();
         for stream in &mut self.streams {
             dropped.append(&mut stream.unrouted);
@@ -417,29 +424,41 @@ impl Engine {
             MapState::Loading => self.streams[s].unrouted.push(p),
             MapState::Unavailable => {
                 let kr = single(p);
-                self.collect(s, Outbound { record: kr, shard: None });
+                self.collect(
+                    s,
+                    Outbound {
+                        record: kr,
+                        shard: None,
+                    },
+                );
             }
             MapState::Ready(map) => match map.shard_for(p.hash_key.0) {
                 Some(shard) => self.add_to_container(s, shard, p, now),
                 None => {
                     let kr = single(p);
-                    self.collect(s, Outbound { record: kr, shard: None });
+                    self.collect(
+                        s,
+                        Outbound {
+                            record: kr,
+                            shard: None,
+                        },
+                    );
                 }
             },
         }
     }
 
     fn add_to_container(&mut self, s: usize, shard: usize, p: Pending, now: Instant) {
-        let deadline = if p.epoch < self.flushed_epoch { now } else { p.deadline };
+        let deadline = if p.epoch < self.flushed_epoch {
+            now
+        } else {
+            p.deadline
+        };
         if !self.config.aggregation_enabled {
             return self.enqueue_shard(s, shard, single(p));
         }
         let state = &mut self.streams[s].shards[shard];
-        let p = match state.container.add(p) {
-            Ok(()) => None,
-            Err(p) => Some(p),
-        };
-        if let Some(p) = p {
+        if let Err(p) = state.container.add(p) {
             self.flush_container(s, shard);
             let state = &mut self.streams[s].shards[shard];
             if state.container.add(p).is_err() {
@@ -456,7 +475,12 @@ impl Engine {
             let map_version = self.streams[s].map_version;
             self.schedule(
                 deadline,
-                Timer::Container { stream: s, shard, map_version, generation },
+                Timer::Container {
+                    stream: s,
+                    shard,
+                    map_version,
+                    generation,
+                },
             );
         }
     }
@@ -481,19 +505,34 @@ impl Engine {
         let now = Instant::now();
         loop {
             let state = &mut self.streams[s].shards[shard];
-            let Some(front) = state.queue.front() else { break };
+            let Some(front) = state.queue.front() else {
+                break;
+            };
             match state.limiter.try_take(front.size(), now) {
                 Ok(()) => {
                     let kr = state.queue.pop_front().expect("front exists");
                     let id = state.id.clone();
-                    self.collect(s, Outbound { record: kr, shard: Some(id) });
+                    self.collect(
+                        s,
+                        Outbound {
+                            record: kr,
+                            shard: Some(id),
+                        },
+                    );
                 }
                 Err(wait) => {
                     let at = now + wait;
                     if state.drain_at.is_none_or(|d| at < d) {
                         state.drain_at = Some(at);
                         let map_version = self.streams[s].map_version;
-                        self.schedule(at, Timer::Drain { stream: s, shard, map_version });
+                        self.schedule(
+                            at,
+                            Timer::Drain {
+                                stream: s,
+                                shard,
+                                map_version,
+                            },
+                        );
                     }
                     break;
                 }
@@ -505,26 +544,43 @@ impl Engine {
 
     fn collect(&mut self, s: usize, ob: Outbound) {
         let size = ob.record.size();
-        let (max_count, max_size) = (self.config.collection_max_count, self.config.collection_max_size);
+        let (max_count, max_size) = (
+            self.config.collection_max_count,
+            self.config.collection_max_size,
+        );
         let stream = &mut self.streams[s];
         if !stream.collector.is_empty() && stream.collector_bytes + size > max_size {
             self.flush_collector(s);
         }
         let deadline = ob.record.records.iter().map(|p| p.deadline).min();
-        let forced = ob.record.records.iter().any(|p| p.epoch < self.flushed_epoch);
+        let forced = ob
+            .record
+            .records
+            .iter()
+            .any(|p| p.epoch < self.flushed_epoch);
         let stream = &mut self.streams[s];
         stream.collector_bytes += size;
         stream.collector.push(ob);
         if stream.collector.len() >= max_count {
             return self.flush_collector(s);
         }
-        let deadline = if forced { Some(Instant::now()) } else { deadline };
+        let deadline = if forced {
+            Some(Instant::now())
+        } else {
+            deadline
+        };
         if let Some(deadline) = deadline
             && stream.collector_deadline.is_none_or(|d| deadline < d)
         {
             stream.collector_deadline = Some(deadline);
             let generation = stream.collector_generation;
-            self.schedule(deadline, Timer::Collector { stream: s, generation });
+            self.schedule(
+                deadline,
+                Timer::Collector {
+                    stream: s,
+                    generation,
+                },
+            );
         }
     }
 
@@ -562,7 +618,9 @@ impl Engine {
 
     fn start_requests(&mut self) {
         while self.in_flight < self.config.max_connections {
-            let Some((s, batch)) = self.send_queue.pop_front() else { break };
+            let Some((s, batch)) = self.send_queue.pop_front() else {
+                break;
+            };
             self.in_flight += 1;
             let transport = self.transport.clone();
             let stream = self.streams[s].name.clone();
@@ -580,7 +638,13 @@ impl Engine {
                 let result = transport.put_records(&stream, entries).await;
                 let ended = Instant::now();
                 // The engine outlives every request it started.
-                let _ = events.send(Event::Sent(Completion { stream: s, batch, started, ended, result }));
+                let _ = events.send(Event::Sent(Completion {
+                    stream: s,
+                    batch,
+                    started,
+                    ended,
+                    result,
+                }));
             });
         }
     }
@@ -594,7 +658,13 @@ impl Engine {
 
     fn on_completion(&mut self, c: Completion) {
         self.in_flight -= 1;
-        let Completion { stream: s, batch, started, ended, result } = c;
+        let Completion {
+            stream: s,
+            batch,
+            started,
+            ended,
+            result,
+        } = c;
         let duration = ended - started;
         match result {
             Ok(outcomes) => {
@@ -603,7 +673,10 @@ impl Engine {
                 let mut needs_refresh = false;
                 for (ob, outcome) in batch.into_iter().zip(outcomes) {
                     match outcome {
-                        EntryOutcome::Delivered { shard_id, sequence_number } => {
+                        EntryOutcome::Delivered {
+                            shard_id,
+                            sequence_number,
+                        } => {
                             ok_records += 1;
                             ok_bytes += ob.record.size() as u64;
                             if let Some(i) = self.streams[s].shard_index.get(&shard_id).copied() {
@@ -620,9 +693,17 @@ impl Engine {
                                 for p in &mut ob.record.records {
                                     record_attempt(p, started, ended, None);
                                 }
-                                self.streams[s].suspects.push((ob, shard_id, sequence_number));
+                                self.streams[s]
+                                    .suspects
+                                    .push((ob, shard_id, sequence_number));
                             } else {
-                                self.deliver(ob.record, &shard_id, &sequence_number, started, ended);
+                                self.deliver(
+                                    ob.record,
+                                    &shard_id,
+                                    &sequence_number,
+                                    started,
+                                    ended,
+                                );
                             }
                         }
                         EntryOutcome::Failed { code, message } => {
@@ -631,7 +712,9 @@ impl Engine {
                         }
                     }
                 }
-                self.shared.metrics.request(duration, ok_records, ok_bytes, false);
+                self.shared
+                    .metrics
+                    .request(duration, ok_records, ok_bytes, false);
                 self.streams[s].request_backoff = Duration::ZERO;
                 if needs_refresh {
                     self.load_map(s);
@@ -652,8 +735,8 @@ impl Engine {
                 let retryable = err.is_retryable() || err.code() == Some("ResultCountMismatch");
                 if retryable && !self.aborting {
                     let stream = &mut self.streams[s];
-                    stream.request_backoff =
-                        (stream.request_backoff * 2).clamp(MIN_REQUEST_BACKOFF, MAX_REQUEST_BACKOFF);
+                    stream.request_backoff = (stream.request_backoff * 2)
+                        .clamp(MIN_REQUEST_BACKOFF, MAX_REQUEST_BACKOFF);
                     let delay = jitter(stream.request_backoff);
                     tracing::debug!(stream = %stream.name, %err, ?delay, "PutRecords failed; retrying");
                     self.retry(records, delay);
@@ -667,21 +750,36 @@ impl Engine {
         }
     }
 
-    fn entry_failed(&mut self, s: usize, ob: Outbound, code: &str, message: &str, started: Instant, ended: Instant) {
+    fn entry_failed(
+        &mut self,
+        s: usize,
+        ob: Outbound,
+        code: &str,
+        message: &str,
+        started: Instant,
+        ended: Instant,
+    ) {
         let mut records = ob.record.records;
         for p in &mut records {
             record_attempt(p, started, ended, Some((code, message)));
         }
         if code == THROTTLED {
-            if let Some(i) = ob.shard.as_ref().and_then(|id| self.streams[s].shard_index.get(id).copied()) {
+            if let Some(i) = ob
+                .shard
+                .as_ref()
+                .and_then(|id| self.streams[s].shard_index.get(id).copied())
+            {
                 let now = Instant::now();
                 let shard = &mut self.streams[s].shards[i];
                 shard.limiter.throttled(now);
             }
             if self.config.fail_if_throttled {
                 for p in records {
-                    let err = Error::new(ErrorKind::Throttled, format!("throttled by Kinesis ({message}); FailIfThrottled is set"))
-                        .with_code(code);
+                    let err = Error::new(
+                        ErrorKind::Throttled,
+                        format!("throttled by Kinesis ({message}); FailIfThrottled is set"),
+                    )
+                    .with_code(code);
                     self.fail(p, err);
                 }
                 return;
@@ -744,7 +842,8 @@ impl Engine {
                 let stream = &mut self.streams[s];
                 stream.map_failures += 1;
                 let delay = jitter(
-                    (MIN_REQUEST_BACKOFF * 2u32.saturating_pow(stream.map_failures.min(6))).min(MAX_REQUEST_BACKOFF * 6),
+                    (MIN_REQUEST_BACKOFF * 2u32.saturating_pow(stream.map_failures.min(6)))
+                        .min(MAX_REQUEST_BACKOFF * 6),
                 );
                 tracing::warn!(stream = %stream.name, %err, ?delay, "ListShards failed; sending records unaggregated until it succeeds");
                 if matches!(stream.map, MapState::Loading) {
@@ -813,7 +912,10 @@ impl Engine {
                 _ => None,
             };
             let fits = range.is_some_and(|(start, end)| {
-                ob.record.records.iter().all(|p| (start..=end).contains(&p.hash_key.0))
+                ob.record
+                    .records
+                    .iter()
+                    .all(|p| (start..=end).contains(&p.hash_key.0))
             });
             if fits {
                 self.complete_delivered(ob.record, &shard_id, &sequence_number);
@@ -835,7 +937,11 @@ impl Engine {
 
     fn schedule(&mut self, at: Instant, timer: Timer) {
         self.timer_seq += 1;
-        self.timers.push(Reverse(TimerEntry { at, seq: self.timer_seq, timer }));
+        self.timers.push(Reverse(TimerEntry {
+            at,
+            seq: self.timer_seq,
+            timer,
+        }));
     }
 
     fn fire_due_timers(&mut self) {
@@ -843,7 +949,12 @@ impl Engine {
         while self.timers.peek().is_some_and(|t| t.0.at <= now) {
             let entry = self.timers.pop().expect("peeked").0;
             match entry.timer {
-                Timer::Container { stream, shard, map_version, generation } => {
+                Timer::Container {
+                    stream,
+                    shard,
+                    map_version,
+                    generation,
+                } => {
                     let st = &self.streams[stream];
                     if st.map_version == map_version && st.shards[shard].generation == generation {
                         self.flush_container(stream, shard);
@@ -854,7 +965,11 @@ impl Engine {
                         self.flush_collector(stream);
                     }
                 }
-                Timer::Drain { stream, shard, map_version } => {
+                Timer::Drain {
+                    stream,
+                    shard,
+                    map_version,
+                } => {
                     if self.streams[stream].map_version == map_version {
                         self.streams[stream].shards[shard].drain_at = None;
                         self.drain_shard(stream, shard);
@@ -872,14 +987,26 @@ impl Engine {
 
     // ---- results ---------------------------------------------------------------------
 
-    fn deliver(&mut self, mut kr: KinesisRecord<Pending>, shard_id: &Arc<str>, seq: &Arc<str>, started: Instant, ended: Instant) {
+    fn deliver(
+        &mut self,
+        mut kr: KinesisRecord<Pending>,
+        shard_id: &Arc<str>,
+        seq: &Arc<str>,
+        started: Instant,
+        ended: Instant,
+    ) {
         for p in &mut kr.records {
             record_attempt(p, started, ended, None);
         }
         self.complete_delivered(kr, shard_id, seq);
     }
 
-    fn complete_delivered(&mut self, kr: KinesisRecord<Pending>, shard_id: &Arc<str>, seq: &Arc<str>) {
+    fn complete_delivered(
+        &mut self,
+        kr: KinesisRecord<Pending>,
+        shard_id: &Arc<str>,
+        seq: &Arc<str>,
+    ) {
         let aggregated = kr.is_aggregated();
         for (i, p) in kr.records.into_iter().enumerate() {
             let result = PutResult {
@@ -890,7 +1017,9 @@ impl Engine {
                 attempts: p.attempts,
             };
             let size = p.record.size();
-            self.shared.metrics.user_record_done(true, p.arrival.elapsed());
+            self.shared
+                .metrics
+                .user_record_done(true, p.arrival.elapsed());
             p.reply.send(Ok(result));
             self.settle_record(p.epoch);
             self.release_buffer(size);
@@ -907,7 +1036,10 @@ impl Engine {
                 self.config.record_ttl.as_millis(),
                 p.attempts.len()
             ),
-            None => format!("not sent within RecordTtl ({} ms)", self.config.record_ttl.as_millis()),
+            None => format!(
+                "not sent within RecordTtl ({} ms)",
+                self.config.record_ttl.as_millis()
+            ),
         };
         self.fail(p, Error::new(ErrorKind::Expired, message));
     }
@@ -915,7 +1047,9 @@ impl Engine {
     fn fail(&mut self, p: Pending, err: Error) {
         let size = p.record.size();
         let epoch = p.epoch;
-        self.shared.metrics.user_record_done(false, p.arrival.elapsed());
+        self.shared
+            .metrics
+            .user_record_done(false, p.arrival.elapsed());
         let err = err.with_record(p.record).with_attempts(p.attempts);
         p.reply.send(Err(err));
         self.settle_record(epoch);
@@ -951,8 +1085,9 @@ impl Engine {
         }
         if self.flush_waiters.iter().any(|(e, _)| *e < self.epoch_base) {
             let base = self.epoch_base;
-            let (done, waiting): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.flush_waiters).into_iter().partition(|(e, _)| *e < base);
+            let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flush_waiters)
+                .into_iter()
+                .partition(|(e, _)| *e < base);
             self.flush_waiters = waiting;
             for (_, tx) in done {
                 let _ = tx.send(());

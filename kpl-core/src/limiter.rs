@@ -127,7 +127,10 @@ mod tests {
         let granted = (0..2000).filter(|_| l.try_take(10, t0).is_ok()).count();
         assert_eq!(granted, 1000);
         let wait = l.try_take(10, t0).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(2), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(2),
+            "{wait:?}"
+        );
         // Half a second later, half a second of records.
         let t1 = t0 + Duration::from_millis(500);
         let granted = (0..2000).filter(|_| l.try_take(10, t1).is_ok()).count();
@@ -139,8 +142,13 @@ mod tests {
         let t0 = Instant::now();
         let mut l = ShardLimiter::new(150, t0);
         let per_record = 51_200;
-        let granted = (0..100).filter(|_| l.try_take(per_record, t0).is_ok()).count();
-        assert_eq!(granted, (SHARD_BYTES_PER_SEC * 1.5 / per_record as f64) as usize);
+        let granted = (0..100)
+            .filter(|_| l.try_take(per_record, t0).is_ok())
+            .count();
+        assert_eq!(
+            granted,
+            (SHARD_BYTES_PER_SEC * 1.5 / per_record as f64) as usize
+        );
     }
 
     #[test]

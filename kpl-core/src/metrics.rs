@@ -52,12 +52,19 @@ impl Recorder {
         self.user_records_expired.fetch_add(1, Relaxed);
     }
 
-    pub fn request(&self, duration: Duration, kinesis_records_ok: u64, bytes_ok: u64, failed: bool) {
+    pub fn request(
+        &self,
+        duration: Duration,
+        kinesis_records_ok: u64,
+        bytes_ok: u64,
+        failed: bool,
+    ) {
         self.put_records_requests.fetch_add(1, Relaxed);
         if failed {
             self.put_records_failed.fetch_add(1, Relaxed);
         }
-        self.kinesis_records_put.fetch_add(kinesis_records_ok, Relaxed);
+        self.kinesis_records_put
+            .fetch_add(kinesis_records_ok, Relaxed);
         self.kinesis_records_data_put.fetch_add(bytes_ok, Relaxed);
         let us = micros(duration);
         self.request_time_us.fetch_add(us, Relaxed);
@@ -72,7 +79,11 @@ impl Recorder {
         if code == "ProvisionedThroughputExceededException" {
             self.throttled.fetch_add(n, Relaxed);
         }
-        *self.errors_by_code.lock().entry(code.to_owned()).or_default() += n;
+        *self
+            .errors_by_code
+            .lock()
+            .entry(code.to_owned())
+            .or_default() += n;
     }
 
     pub fn snapshot(&self, outstanding: u64, buffered_bytes: u64) -> Metrics {
@@ -96,7 +107,8 @@ impl Recorder {
             kinesis_records_per_put_records_request: ratio(kinesis, requests),
             retries_per_record: ratio(self.retries.load(Relaxed), put + failed),
             throttled_attempts: self.throttled.load(Relaxed),
-            buffering_time_avg_ms: ratio(self.buffering_time_us.load(Relaxed), put + failed) / 1000.0,
+            buffering_time_avg_ms: ratio(self.buffering_time_us.load(Relaxed), put + failed)
+                / 1000.0,
             buffering_time_max_ms: self.buffering_time_max_us.load(Relaxed) as f64 / 1000.0,
             request_time_avg_ms: ratio(self.request_time_us.load(Relaxed), requests) / 1000.0,
             request_time_max_ms: self.request_time_max_us.load(Relaxed) as f64 / 1000.0,

@@ -192,7 +192,8 @@ impl Producer {
     where
         F: FnOnce(Result<PutResult, Error>) + Send + 'static,
     {
-        self.submit(record, Reply::Callback(Box::new(callback))).await
+        self.submit(record, Reply::Callback(Box::new(callback)))
+            .await
     }
 
     /// Like [`try_put`](Self::try_put), with a result callback (see
@@ -437,7 +438,11 @@ impl Producer {
     /// given back by the engine when the record is resolved.
     async fn reserve(&self, size: usize) -> Result<(), Error> {
         let shared = &self.inner.shared;
-        let records = shared.record_permits.acquire().await.map_err(|_| shut_down())?;
+        let records = shared
+            .record_permits
+            .acquire()
+            .await
+            .map_err(|_| shut_down())?;
         let bytes = shared
             .byte_permits
             .acquire_many(permits(size))

@@ -157,7 +157,10 @@ impl Transport {
                     s.parse::<u128>().map_err(|_| {
                         Error::new(
                             ErrorKind::Unexpected,
-                            format!("ListShards gave shard {} a hash key {s:?}", shard.shard_id()),
+                            format!(
+                                "ListShards gave shard {} a hash key {s:?}",
+                                shard.shard_id()
+                            ),
                         )
                     })
                 };
@@ -210,19 +213,23 @@ impl Transport {
         }
         Ok(results
             .iter()
-            .map(|r| match (r.error_code(), r.shard_id(), r.sequence_number()) {
-                (None, Some(shard), Some(seq)) => EntryOutcome::Delivered {
-                    shard_id: shard.into(),
-                    sequence_number: seq.into(),
+            .map(
+                |r| match (r.error_code(), r.shard_id(), r.sequence_number()) {
+                    (None, Some(shard), Some(seq)) => EntryOutcome::Delivered {
+                        shard_id: shard.into(),
+                        sequence_number: seq.into(),
+                    },
+                    (code, _, _) => EntryOutcome::Failed {
+                        code: code.unwrap_or("MissingResult").to_owned(),
+                        message: r
+                            .error_message()
+                            .unwrap_or(
+                                "the service returned neither a sequence number nor an error",
+                            )
+                            .to_owned(),
+                    },
                 },
-                (code, _, _) => EntryOutcome::Failed {
-                    code: code.unwrap_or("MissingResult").to_owned(),
-                    message: r
-                        .error_message()
-                        .unwrap_or("the service returned neither a sequence number nor an error")
-                        .to_owned(),
-                },
-            })
+            )
             .collect())
     }
 }
@@ -250,7 +257,10 @@ where
             };
             Error::new(
                 ErrorKind::Transport,
-                format!("{what}: {}", aws_sdk_kinesis::error::DisplayErrorContext(&err)),
+                format!(
+                    "{what}: {}",
+                    aws_sdk_kinesis::error::DisplayErrorContext(&err)
+                ),
             )
             .with_code("ConnectionError")
         }
