@@ -6,11 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_kinesis::types::ShardIteratorType;
 use bytes::Bytes;
-use kpl_core::aggregation::Deaggregator;
 use kpl_core::{Config, ConfigBuilder, Producer, PutResult};
 use kpl_sim::{Sim, SimConfig};
 
@@ -30,7 +26,7 @@ pub fn config(endpoint: &str) -> ConfigBuilder {
     Config::builder()
         .endpoint(endpoint)
         .region("us-east-1")
-        .credentials("AKIDTEST", "test-secret")
+        .credentials(kpl_readback::TEST_ACCESS_KEY, kpl_readback::TEST_SECRET_KEY)
 }
 
 pub async fn producer(builder: ConfigBuilder) -> Producer {
@@ -39,105 +35,14 @@ pub async fn producer(builder: ConfigBuilder) -> Producer {
         .expect("producer starts")
 }
 
-/// A plain SDK client for the endpoint, to create streams and read back.
-pub fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "test",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    Client::from_conf(config)
-}
+pub use kpl_readback::{ReadRecord, client};
 
-/// A user record as read back from the stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadRecord {
-    pub shard_id: String,
-    pub sequence_number: String,
-    pub sub_sequence_number: u64,
-    pub aggregated: bool,
-    pub partition_key: String,
-    pub explicit_hash_key: Option<String>,
-    pub data: Bytes,
-}
-
-/// Every user record in the stream, read with GetRecords from
-/// TRIM_HORIZON of every shard (closed parents included) and deaggregated
-/// with the shard's hash range enforced, as the KCL does: an aggregate
-/// that spans shards fails the read.
-pub async fn read_stream(client: &Client, stream: &str) -> Vec<ReadRecord> {
-    let shards = client
-        .list_shards()
-        .stream_name(stream)
-        .send()
+/// Every user record in the stream, read back through GetRecords with the
+/// KCL's rules and each shard's hash range enforced.
+pub async fn read_stream(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<ReadRecord> {
+    kpl_readback::read_stream(client, stream)
         .await
-        .expect("ListShards")
-        .shards
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for shard in shards {
-        let range = shard.hash_key_range().expect("shard has a range");
-        let start: u128 = range.starting_hash_key().parse().unwrap();
-        let end: u128 = range.ending_hash_key().parse().unwrap();
-        let deaggregator = Deaggregator::new().shard_range(start, end).strict(true);
-        let mut iterator = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("GetShardIterator")
-            .shard_iterator;
-        while let Some(it) = iterator {
-            let page = client
-                .get_records()
-                .shard_iterator(it)
-                .limit(10_000)
-                .send()
-                .await
-                .expect("GetRecords");
-            for record in page.records() {
-                let subs = deaggregator
-                    .deaggregate(
-                        record
-                            .partition_key()
-                            .expect("records have a partition key"),
-                        None,
-                        Bytes::copy_from_slice(record.data().as_ref()),
-                    )
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "record {} of {} is not readable by the KCL's rules: {e}",
-                            record.sequence_number(),
-                            shard.shard_id()
-                        )
-                    });
-                for sub in subs {
-                    out.push(ReadRecord {
-                        shard_id: shard.shard_id().to_owned(),
-                        sequence_number: record.sequence_number().to_owned(),
-                        sub_sequence_number: sub.sub_sequence_number,
-                        aggregated: sub.aggregated,
-                        partition_key: sub.partition_key,
-                        explicit_hash_key: sub.explicit_hash_key,
-                        data: sub.data,
-                    });
-                }
-            }
-            let caught_up = page.records().is_empty() && page.millis_behind_latest() == Some(0);
-            iterator = page.next_shard_iterator.filter(|_| !caught_up);
-        }
-    }
-    out
+        .unwrap_or_else(|e| panic!("reading {stream} back: {e}"))
 }
 
 /// Checks that what the stream holds is exactly what was put (as a
