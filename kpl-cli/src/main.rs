@@ -6,6 +6,10 @@
 //! simulator.
 
 mod agg;
+mod perf;
+mod producer_args;
+mod put;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -28,6 +32,12 @@ enum Command {
     Agg(agg::AggArgs),
     /// Deaggregate Kinesis records (get-records JSON or JSON lines) from stdin.
     Deagg(agg::DeaggArgs),
+    /// Measure the producer (the quickstart): put records, report, verify.
+    Perf(perf::PerfArgs),
+    /// Console producer: each line of stdin becomes a record.
+    Put(put::PutArgs),
+    /// Run the Kinesis simulator on loopback.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +46,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agg(args) => agg::run_agg(args),
         Command::Deagg(args) => agg::run_deagg(args),
+        Command::Perf(args) => block_on(perf::run(args)).map(exit_status),
+        Command::Put(args) => block_on(put::run(args)).map(exit_status),
+        Command::Sim(args) => block_on(sim::run(args)).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -43,6 +56,22 @@ fn main() -> ExitCode {
             eprintln!("kpl: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+        .block_on(future)
+}
+
+fn exit_status(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

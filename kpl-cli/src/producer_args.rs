@@ -58,12 +58,30 @@ impl ProducerArgs {
         let flags: [(&str, Option<String>); 10] = [
             ("KinesisEndpoint", self.endpoint.clone()),
             ("Region", self.region.clone()),
-            ("AggregationEnabled", self.no_aggregation.then(|| "false".into())),
-            ("RecordMaxBufferedTime", self.record_max_buffered_time.map(|v| v.to_string())),
-            ("AggregationMaxSize", self.aggregation_max_size.map(|v| v.to_string())),
-            ("AggregationMaxCount", self.aggregation_max_count.map(|v| v.to_string())),
-            ("CollectionMaxCount", self.collection_max_count.map(|v| v.to_string())),
-            ("MaxConnections", self.max_connections.map(|v| v.to_string())),
+            (
+                "AggregationEnabled",
+                self.no_aggregation.then(|| "false".into()),
+            ),
+            (
+                "RecordMaxBufferedTime",
+                self.record_max_buffered_time.map(|v| v.to_string()),
+            ),
+            (
+                "AggregationMaxSize",
+                self.aggregation_max_size.map(|v| v.to_string()),
+            ),
+            (
+                "AggregationMaxCount",
+                self.aggregation_max_count.map(|v| v.to_string()),
+            ),
+            (
+                "CollectionMaxCount",
+                self.collection_max_count.map(|v| v.to_string()),
+            ),
+            (
+                "MaxConnections",
+                self.max_connections.map(|v| v.to_string()),
+            ),
             ("RateLimit", self.rate_limit.map(|v| v.to_string())),
             ("RecordTtl", self.record_ttl.map(|v| v.to_string())),
         ];

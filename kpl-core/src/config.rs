@@ -274,7 +274,7 @@ fn invalid(name: &str, value: &str, allowed: &str) -> Error {
 }
 
 fn parse_int(name: &str, value: &str, min: u64, max: u64) -> Result<u64, Error> {
-    let allowed = if max == u64::MAX {
+    let allowed = if max >= i64::MAX as u64 {
         format!("expected a whole number of at least {min}")
     } else {
         format!("expected a whole number from {min} to {max}")

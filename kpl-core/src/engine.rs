@@ -33,6 +33,8 @@ use crate::transport::{Entry, EntryOutcome, ShardInfo, Transport};
 const THROTTLED: &str = "ProvisionedThroughputExceededException";
 const MIN_REQUEST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_REQUEST_BACKOFF: Duration = Duration::from_secs(5);
+/// Least time between two releases of a rate-limited shard's queue.
+const MIN_DRAIN_WAIT: Duration = Duration::from_millis(20);
 /// Commands handled per wake-up before timers and sends get a turn.
 const COMMAND_BATCH: usize = 4096;
 
@@ -521,7 +523,9 @@ impl Engine {
                     );
                 }
                 Err(wait) => {
-                    let at = now + wait;
+                    // Wait for a batch's worth of budget, not one record's:
+                    // records released one by one make one-record requests.
+                    let at = now + wait.max(MIN_DRAIN_WAIT);
                     if state.drain_at.is_none_or(|d| at < d) {
                         state.drain_at = Some(at);
                         let map_version = self.streams[s].map_version;
@@ -574,8 +578,10 @@ impl Engine {
         {
             stream.collector_deadline = Some(deadline);
             let generation = stream.collector_generation;
+            // A deadline already past fires after the timers due before
+            // it (shard drains), so their records share the request.
             self.schedule(
-                deadline,
+                deadline.max(Instant::now()),
                 Timer::Collector {
                     stream: s,
                     generation,
@@ -668,19 +674,30 @@ impl Engine {
         let duration = ended - started;
         match result {
             Ok(outcomes) => {
-                let mut ok_records = 0;
-                let mut ok_bytes = 0;
+                // Count the request before any result goes out: a flush
+                // waiting on these records must see it in the metrics.
+                let (ok_records, ok_bytes) = batch
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| matches!(o, EntryOutcome::Delivered { .. }))
+                    .fold((0, 0), |(n, b), (ob, _)| {
+                        (n + 1, b + ob.record.size() as u64)
+                    });
+                self.shared
+                    .metrics
+                    .request(duration, ok_records, ok_bytes, false);
                 let mut needs_refresh = false;
+                let mut throttled_shards: Vec<usize> = Vec::new();
                 for (ob, outcome) in batch.into_iter().zip(outcomes) {
                     match outcome {
                         EntryOutcome::Delivered {
                             shard_id,
                             sequence_number,
                         } => {
-                            ok_records += 1;
-                            ok_bytes += ob.record.size() as u64;
                             if let Some(i) = self.streams[s].shard_index.get(&shard_id).copied() {
-                                self.streams[s].shards[i].limiter.delivered();
+                                self.streams[s].shards[i]
+                                    .limiter
+                                    .delivered(ob.record.size(), ended);
                             }
                             let misrouted = ob.shard.as_ref().is_some_and(|p| *p != shard_id);
                             if misrouted {
@@ -708,13 +725,26 @@ impl Engine {
                         }
                         EntryOutcome::Failed { code, message } => {
                             self.shared.metrics.error(&code, 1);
-                            self.entry_failed(s, ob, &code, &message, started, ended);
+                            if code == THROTTLED
+                                && let Some(i) = ob
+                                    .shard
+                                    .as_ref()
+                                    .and_then(|id| self.streams[s].shard_index.get(id).copied())
+                                && !throttled_shards.contains(&i)
+                            {
+                                throttled_shards.push(i);
+                            }
+                            self.entry_failed(ob, &code, &message, started, ended);
                         }
                     }
                 }
-                self.shared
-                    .metrics
-                    .request(duration, ok_records, ok_bytes, false);
+                // One congestion signal per shard per response, however
+                // many of its records were throttled.
+                for i in throttled_shards {
+                    self.streams[s].shards[i]
+                        .limiter
+                        .throttled(started, Instant::now());
+                }
                 self.streams[s].request_backoff = Duration::ZERO;
                 if needs_refresh {
                     self.load_map(s);
@@ -752,7 +782,6 @@ impl Engine {
 
     fn entry_failed(
         &mut self,
-        s: usize,
         ob: Outbound,
         code: &str,
         message: &str,
@@ -763,27 +792,16 @@ impl Engine {
         for p in &mut records {
             record_attempt(p, started, ended, Some((code, message)));
         }
-        if code == THROTTLED {
-            if let Some(i) = ob
-                .shard
-                .as_ref()
-                .and_then(|id| self.streams[s].shard_index.get(id).copied())
-            {
-                let now = Instant::now();
-                let shard = &mut self.streams[s].shards[i];
-                shard.limiter.throttled(now);
+        if code == THROTTLED && self.config.fail_if_throttled {
+            for p in records {
+                let err = Error::new(
+                    ErrorKind::Throttled,
+                    format!("throttled by Kinesis ({message}); FailIfThrottled is set"),
+                )
+                .with_code(code);
+                self.fail(p, err);
             }
-            if self.config.fail_if_throttled {
-                for p in records {
-                    let err = Error::new(
-                        ErrorKind::Throttled,
-                        format!("throttled by Kinesis ({message}); FailIfThrottled is set"),
-                    )
-                    .with_code(code);
-                    self.fail(p, err);
-                }
-                return;
-            }
+            return;
         }
         if is_retryable_code(code) && !self.aborting {
             self.retry(records, Duration::ZERO);

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 pub(crate) const SHARD_RECORDS_PER_SEC: f64 = 1000.0;
 pub(crate) const SHARD_BYTES_PER_SEC: f64 = 1024.0 * 1024.0;
 
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const MIN_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// A token bucket holding at most one second of tokens.
 #[derive(Debug, Clone)]
@@ -48,14 +48,33 @@ impl TokenBucket {
     }
 }
 
-/// The send budget of one shard.
+/// The send budget of one shard, adapting to what the service accepts.
+///
+/// It starts at `RateLimit`% of the shard limits. A throttle lowers the
+/// rate multiplicatively and pauses the shard briefly (exponential with
+/// jitter, capped); delivered records raise it additively, back up to the
+/// configured rate. So a producer that shares a shard with others, or a
+/// service whose windows differ from ours, settles just under what the
+/// shard takes instead of retrying half of its records.
 #[derive(Debug, Clone)]
 pub(crate) struct ShardLimiter {
     records: TokenBucket,
     bytes: TokenBucket,
+    /// Current rate as a fraction of the shard limits.
+    scale: f64,
+    max_scale: f64,
     blocked_until: Option<Instant>,
     backoff: Duration,
+    last_decrease: Option<Instant>,
 }
+
+/// Multiplicative decrease on a throttle.
+const DECREASE: f64 = 0.85;
+/// Additive increase: this fraction of the shard limit per second of
+/// delivered traffic.
+const INCREASE_PER_SEC: f64 = 0.05;
+/// Never slower than this fraction of the shard limits.
+const MIN_SCALE: f64 = 0.05;
 
 impl ShardLimiter {
     /// A limiter at `rate_percent` of the shard limits.
@@ -64,8 +83,11 @@ impl ShardLimiter {
         ShardLimiter {
             records: TokenBucket::new(SHARD_RECORDS_PER_SEC * scale, now),
             bytes: TokenBucket::new(SHARD_BYTES_PER_SEC * scale, now),
+            scale,
+            max_scale: scale,
             blocked_until: None,
             backoff: Duration::ZERO,
+            last_decrease: None,
         }
     }
 
@@ -92,21 +114,48 @@ impl ShardLimiter {
         Ok(())
     }
 
-    /// The service throttled this shard: back off, exponentially with
-    /// jitter, capped. Returns the pause.
-    pub fn throttled(&mut self, now: Instant) -> Duration {
+    /// The service throttled this shard, in a request sent at `sent_at`
+    /// (count it once per response): slow down and pause. Requests sent
+    /// before the last slow-down report the same congestion and are
+    /// ignored, so one episode lowers the rate once, however many requests
+    /// were in flight. Returns the pause, if any.
+    pub fn throttled(&mut self, sent_at: Instant, now: Instant) -> Option<Duration> {
+        if self.last_decrease.is_some_and(|t| sent_at < t) {
+            return None;
+        }
+        self.last_decrease = Some(now);
+        self.set_scale(self.scale * DECREASE, now);
         self.backoff = (self.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
         let pause = jitter(self.backoff);
         self.blocked_until = Some(now + pause);
         // What was granted before the throttle is not there to spend.
         self.records.tokens = self.records.tokens.min(0.0);
         self.bytes.tokens = self.bytes.tokens.min(0.0);
-        pause
+        Some(pause)
     }
 
-    /// A record of this shard went through: the backoff starts over.
-    pub fn delivered(&mut self) {
+    /// A Kinesis record of `bytes` went through: the backoff starts over
+    /// and the rate creeps back up.
+    pub fn delivered(&mut self, bytes: usize, now: Instant) {
         self.backoff = Duration::ZERO;
+        if self.scale < self.max_scale {
+            let share = (1.0 / self.records.per_sec).max(bytes as f64 / self.bytes.per_sec);
+            self.set_scale(self.scale + INCREASE_PER_SEC * share, now);
+        }
+    }
+
+    /// The current rate as a percentage of the shard limits.
+    #[cfg(test)]
+    pub fn rate_percent(&self) -> f64 {
+        self.scale * 100.0
+    }
+
+    fn set_scale(&mut self, scale: f64, now: Instant) {
+        self.records.refill(now);
+        self.bytes.refill(now);
+        self.scale = scale.clamp(MIN_SCALE.min(self.max_scale), self.max_scale);
+        self.records.per_sec = SHARD_RECORDS_PER_SEC * self.scale;
+        self.bytes.per_sec = SHARD_BYTES_PER_SEC * self.scale;
     }
 }
 
@@ -156,15 +205,46 @@ mod tests {
         let t0 = Instant::now();
         let mut l = ShardLimiter::new(100, t0);
         let mut last = Duration::ZERO;
-        for _ in 0..10 {
-            let pause = l.throttled(t0);
+        for i in 0..10 {
+            let t = t0 + Duration::from_millis(i);
+            let pause = l.throttled(t, t).unwrap();
             assert!(pause <= MAX_BACKOFF);
-            assert!(l.try_take(1, t0).is_err());
+            assert!(l.try_take(1, t).is_err());
             last = pause;
         }
         assert!(last >= MAX_BACKOFF / 2);
-        l.delivered();
-        let pause = l.throttled(t0);
+        l.delivered(10, t0);
+        let t = t0 + Duration::from_millis(20);
+        let pause = l.throttled(t, t).unwrap();
         assert!(pause <= MIN_BACKOFF, "{pause:?}");
+    }
+
+    #[test]
+    fn the_rate_drops_on_throttles_and_recovers_with_deliveries() {
+        let t0 = Instant::now();
+        let mut l = ShardLimiter::new(150, t0);
+        let (t1, t2) = (t0 + Duration::from_millis(1), t0 + Duration::from_millis(2));
+        l.throttled(t0, t1).unwrap();
+        // Also sent before that slow-down: the same congestion, ignored.
+        assert!(l.throttled(t0, t2).is_none());
+        l.throttled(t2, t2).unwrap();
+        let lowered = l.rate_percent();
+        assert!(
+            (lowered - 150.0 * DECREASE * DECREASE).abs() < 1e-9,
+            "{lowered}"
+        );
+        // One second of traffic at the lowered rate adds INCREASE_PER_SEC.
+        for _ in 0..(lowered * 10.0) as usize {
+            l.delivered(10, t0);
+        }
+        let raised = l.rate_percent();
+        assert!(
+            (raised - lowered - 5.0).abs() < 0.5,
+            "{lowered} -> {raised}"
+        );
+        for _ in 0..100_000 {
+            l.delivered(10, t0);
+        }
+        assert_eq!(l.rate_percent(), 150.0);
     }
 }

@@ -1,0 +1,525 @@
+//! `kpl perf`: the quickstart and the producer's performance test, in the
+//! spirit of kafka-producer-perf-test. Without `--endpoint` it runs
+//! against the simulator in this process, with the service's per-shard
+//! limits on, and verifies that every record arrived.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::Args;
+use hdrhistogram::Histogram;
+use kpl_core::{Error, Producer, PutResult, UserRecord};
+use kpl_sim::{Sim, SimConfig};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::producer_args::ProducerArgs;
+
+/// Bytes of a payload taken by the run id and the record index.
+const PAYLOAD_HEADER: usize = 24;
+
+/// Flags of `kpl perf`.
+#[derive(Args, Debug)]
+pub struct PerfArgs {
+    /// User records to put.
+    #[arg(long, default_value_t = 100_000)]
+    records: u64,
+    /// Bytes of data per record.
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// Distinct partition keys.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    partition_keys: u64,
+    /// Shards of the stream, when it is created.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    shards: u32,
+    /// Stream name (created when missing).
+    #[arg(long, default_value = "kpl-perf")]
+    stream: String,
+    /// Offered load in user records/s (0: as fast as the producer takes them).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Lift the embedded simulator's per-shard limits (for benchmarks).
+    #[arg(long)]
+    unlimited: bool,
+    /// Read the stream back and check every record (default with the
+    /// embedded simulator).
+    #[arg(long, overrides_with = "no_verify")]
+    verify: bool,
+    /// Skip the read-back check.
+    #[arg(long)]
+    no_verify: bool,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    producer: ProducerArgs,
+}
+
+/// Where each record's result said it went, interned to stay small for
+/// millions of records.
+#[derive(Default)]
+struct Results {
+    positions: Vec<Option<(u32, u32, u32)>>,
+    shard_ids: Interner,
+    sequence_numbers: Interner,
+    latency_us: Option<Histogram<u64>>,
+    failures: HashMap<String, u64>,
+    first_failure: Option<String>,
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Interner {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+}
+
+impl Results {
+    fn record(&mut self, index: usize, latency: Duration, result: Result<PutResult, Error>) {
+        if let Some(h) = &mut self.latency_us {
+            h.saturating_record(latency.as_micros() as u64);
+        }
+        match result {
+            Ok(r) => {
+                let shard = self.shard_ids.id(r.shard_id());
+                let seq = self.sequence_numbers.id(r.sequence_number());
+                self.positions[index] = Some((shard, seq, r.sub_sequence_number() as u32));
+            }
+            Err(e) => {
+                let key = e.code().unwrap_or(e.kind().as_str()).to_owned();
+                *self.failures.entry(key).or_default() += 1;
+                if self.first_failure.is_none() {
+                    self.first_failure = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// The figures `kpl perf` prints.
+#[derive(Serialize, Debug)]
+struct Report {
+    records: u64,
+    record_size: usize,
+    partition_keys: u64,
+    shards: u32,
+    aggregation: bool,
+    seconds: f64,
+    records_per_sec: f64,
+    mb_per_sec: f64,
+    kinesis_records: u64,
+    user_records_per_kinesis_record: f64,
+    put_records_calls: u64,
+    latency_ms_p50: f64,
+    latency_ms_p99: f64,
+    latency_ms_max: f64,
+    retries: u64,
+    throttled: u64,
+    failed: u64,
+    peak_buffered_bytes: u64,
+    cpu_seconds: f64,
+    verified: Option<bool>,
+}
+
+fn payload(run: u32, index: u64, size: usize) -> Bytes {
+    let mut buf = BytesMut::with_capacity(size.max(PAYLOAD_HEADER));
+    buf.put_slice(format!("{run:08x}{index:016x}").as_bytes());
+    let fill = b'a' + (index % 26) as u8;
+    buf.resize(size.max(PAYLOAD_HEADER), fill);
+    buf.truncate(size.max(PAYLOAD_HEADER));
+    buf.freeze()
+}
+
+fn partition_key(index: u64, keys: u64) -> String {
+    format!("pk-{:06}", index % keys)
+}
+
+pub async fn run(args: PerfArgs) -> Result<bool, String> {
+    if args.record_size < PAYLOAD_HEADER {
+        return Err(format!(
+            "--record-size {} is too small: records carry a {PAYLOAD_HEADER}-byte header to be verified",
+            args.record_size
+        ));
+    }
+    let embedded = args.producer.endpoint.is_none();
+    let verify = if embedded {
+        !args.no_verify
+    } else {
+        args.verify && !args.no_verify
+    };
+
+    let sim = if embedded {
+        let mut config = SimConfig::default().stream(&args.stream, args.shards);
+        if args.unlimited {
+            config = config.unlimited();
+        }
+        Some(
+            Sim::start(config)
+                .await
+                .map_err(|e| format!("cannot start the embedded simulator: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let endpoint = match &sim {
+        Some(sim) => sim.endpoint(),
+        None => args.producer.endpoint.clone().unwrap_or_default(),
+    };
+    let mut builder = args.producer.builder(&args.stream)?;
+    if let Some(sim) = &sim {
+        builder = builder
+            .endpoint(sim.endpoint())
+            .region("us-east-1")
+            .credentials(kpl_readback::TEST_ACCESS_KEY, kpl_readback::TEST_SECRET_KEY);
+    } else {
+        kpl_readback::ensure_stream(
+            &sdk_client(&args.producer, &endpoint).await?,
+            &args.stream,
+            args.shards,
+        )
+        .await?;
+    }
+    let config = builder.build().map_err(|e| e.to_string())?;
+    let aggregation = config.aggregation_enabled;
+    let producer = Producer::new(config).await.map_err(|e| e.to_string())?;
+
+    if !args.json {
+        eprintln!(
+            "kpl perf: {} records of {} bytes, {} partition keys, stream {} ({} shards) at {}{}{}",
+            args.records,
+            args.record_size,
+            args.partition_keys,
+            args.stream,
+            args.shards,
+            if embedded {
+                "the embedded simulator "
+            } else {
+                ""
+            },
+            endpoint,
+            match (embedded, args.unlimited) {
+                (true, false) => " (real per-shard limits on)",
+                (true, true) => " (limits off)",
+                _ => "",
+            }
+        );
+    }
+
+    let run_id: u32 = rand::random();
+    let results = Arc::new(Mutex::new(Results {
+        positions: vec![None; args.records as usize],
+        latency_us: Some(Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")),
+        ..Results::default()
+    }));
+    let resolved = Arc::new(AtomicU64::new(0));
+    let peak_buffered = Arc::new(AtomicU64::new(0));
+    let progress = spawn_progress(
+        producer.clone(),
+        resolved.clone(),
+        peak_buffered.clone(),
+        args.records,
+        args.json,
+    );
+
+    let cpu_start = cpu_time();
+    let started = Instant::now();
+    for i in 0..args.records {
+        if args.rate > 0 {
+            let due = started + Duration::from_secs_f64(i as f64 / args.rate as f64);
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        let record = UserRecord::new(
+            partition_key(i, args.partition_keys),
+            payload(run_id, i, args.record_size),
+        );
+        let results = results.clone();
+        let resolved = resolved.clone();
+        let put_at = Instant::now();
+        producer
+            .put_with(record, move |result| {
+                results.lock().record(i as usize, put_at.elapsed(), result);
+                resolved.fetch_add(1, Relaxed);
+            })
+            .await
+            .map_err(|e| format!("put {i} was refused: {e}"))?;
+    }
+    producer.flush().await.map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    let cpu = cpu_time() - cpu_start;
+    progress.abort();
+    let metrics = producer.metrics();
+    producer
+        .shutdown(Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
+    // Shut down: no callback runs any more, so the results are ours alone.
+    let results = std::mem::take(&mut *results.lock());
+
+    let verified = if verify {
+        let client = match &sim {
+            Some(sim) => kpl_readback::client(&sim.endpoint()),
+            None => sdk_client(&args.producer, &endpoint).await?,
+        };
+        if !args.json {
+            eprintln!("verifying: reading {} back...", args.stream);
+        }
+        Some(check_stream(&client, &args, run_id, &results).await?)
+    } else {
+        None
+    };
+
+    let latency = results.latency_us.as_ref().expect("histogram");
+    let ms = |us: u64| us as f64 / 1000.0;
+    let failed: u64 = results.failures.values().sum();
+    let report = Report {
+        records: args.records,
+        record_size: args.record_size,
+        partition_keys: args.partition_keys,
+        shards: args.shards,
+        aggregation,
+        seconds: elapsed.as_secs_f64(),
+        records_per_sec: args.records as f64 / elapsed.as_secs_f64(),
+        mb_per_sec: (args.records as f64 * args.record_size as f64) / elapsed.as_secs_f64() / 1e6,
+        kinesis_records: metrics.kinesis_records_put,
+        user_records_per_kinesis_record: metrics.user_records_per_kinesis_record,
+        put_records_calls: metrics.put_records_requests,
+        latency_ms_p50: ms(latency.value_at_quantile(0.50)),
+        latency_ms_p99: ms(latency.value_at_quantile(0.99)),
+        latency_ms_max: ms(latency.max()),
+        retries: (metrics.retries_per_record
+            * (metrics.user_records_put + metrics.user_records_failed) as f64)
+            .round() as u64,
+        throttled: metrics.throttled_attempts,
+        failed,
+        peak_buffered_bytes: peak_buffered.load(Relaxed),
+        cpu_seconds: cpu.as_secs_f64(),
+        verified,
+    };
+    print_report(&report, &results, args.json);
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    Ok(failed == 0 && verified != Some(false))
+}
+
+async fn sdk_client(
+    args: &ProducerArgs,
+    endpoint: &str,
+) -> Result<aws_sdk_kinesis::Client, String> {
+    // With an explicit endpoint, the default credential chain applies.
+    let mut loader = aws_config_loader(args);
+    loader = loader.endpoint_url(endpoint);
+    let config = loader.load().await;
+    Ok(aws_sdk_kinesis::Client::new(&config))
+}
+
+fn aws_config_loader(args: &ProducerArgs) -> aws_config::ConfigLoader {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    loader = loader.region(aws_config::Region::new(
+        args.region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".to_owned()),
+    ));
+    loader
+}
+
+fn spawn_progress(
+    producer: Producer,
+    resolved: Arc<AtomicU64>,
+    peak_buffered: Arc<AtomicU64>,
+    total: u64,
+    quiet: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut last_print = Instant::now();
+        let mut last_resolved = 0;
+        loop {
+            tick.tick().await;
+            let m = producer.metrics();
+            peak_buffered.fetch_max(m.buffered_bytes, Relaxed);
+            if !quiet && last_print.elapsed() >= Duration::from_secs(1) {
+                let done = resolved.load(Relaxed);
+                let rate = (done - last_resolved) as f64 / last_print.elapsed().as_secs_f64();
+                eprintln!(
+                    "{:>5.1}s  {done}/{total} resolved  {:>9.0} rec/s  buffered {} records / {:.1} MB  throttled {}",
+                    started.elapsed().as_secs_f64(),
+                    rate,
+                    m.user_records_pending,
+                    m.buffered_bytes as f64 / 1e6,
+                    m.throttled_attempts,
+                );
+                last_print = Instant::now();
+                last_resolved = done;
+            }
+        }
+    })
+}
+
+/// Reads the stream back: every record of this run present once with its
+/// content, at the shard, sequence number and sub-sequence number its
+/// result named, and no aggregate outside its shard (the reader checks
+/// that with the KCL's rule).
+async fn check_stream(
+    client: &aws_sdk_kinesis::Client,
+    args: &PerfArgs,
+    run_id: u32,
+    results: &Results,
+) -> Result<bool, String> {
+    let read = kpl_readback::read_stream(client, &args.stream).await?;
+    let prefix = format!("{run_id:08x}");
+    let mut seen = vec![0u8; args.records as usize];
+    let mut problems = Vec::new();
+    for r in &read {
+        let Some(index) = std::str::from_utf8(&r.data[..r.data.len().min(PAYLOAD_HEADER)])
+            .ok()
+            .filter(|h| h.starts_with(&prefix))
+            .and_then(|h| u64::from_str_radix(&h[8..], 16).ok())
+        else {
+            continue; // another run's record
+        };
+        let i = index as usize;
+        if i >= seen.len() {
+            problems.push(format!("record index {index} is out of range"));
+            continue;
+        }
+        seen[i] = seen[i].saturating_add(1);
+        if r.data != payload(run_id, index, args.record_size)
+            || r.partition_key != partition_key(index, args.partition_keys)
+        {
+            problems.push(format!("record {index} came back altered"));
+        }
+        if let Some((shard, seq, sub)) = results.positions[i] {
+            let here = (
+                results.shard_ids.get(&r.shard_id),
+                results.sequence_numbers.get(&r.sequence_number),
+                r.sub_sequence_number as u32,
+            );
+            if seen[i] == 1 && here != (Some(shard), Some(seq), sub) {
+                problems.push(format!("record {index} is not where its result says"));
+            }
+        }
+    }
+    let delivered = results.positions.iter().filter(|p| p.is_some()).count();
+    let missing = seen
+        .iter()
+        .zip(&results.positions)
+        .filter(|(n, p)| **n == 0 && p.is_some())
+        .count();
+    let duplicated = seen.iter().filter(|&&n| n > 1).count();
+    let ok = missing == 0 && problems.is_empty();
+    if !args.json {
+        eprintln!(
+            "verify: {} of {} acknowledged records found, {} missing, {} written more than once (at-least-once retries), {} other problems: {}",
+            delivered - missing,
+            delivered,
+            missing,
+            duplicated,
+            problems.len(),
+            if ok { "OK" } else { "FAILED" }
+        );
+        for p in problems.iter().take(10) {
+            eprintln!("  {p}");
+        }
+    }
+    Ok(ok)
+}
+
+fn print_report(report: &Report, results: &Results, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).expect("report serializes")
+        );
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\n{} records in {:.2} s: {:.0} records/s, {:.2} MB/s (aggregation {})",
+        report.records,
+        report.seconds,
+        report.records_per_sec,
+        report.mb_per_sec,
+        if report.aggregation { "on" } else { "off" }
+    );
+    let _ = writeln!(
+        out,
+        "{} Kinesis records ({:.1} user records each) in {} PutRecords calls",
+        report.kinesis_records, report.user_records_per_kinesis_record, report.put_records_calls
+    );
+    let _ = writeln!(
+        out,
+        "put-to-result latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        report.latency_ms_p50, report.latency_ms_p99, report.latency_ms_max
+    );
+    let _ = writeln!(
+        out,
+        "retries {}, throttled attempts {}, failed records {}, peak buffered {:.1} MB, CPU {:.2} s ({:.2} s per million records)",
+        report.retries,
+        report.throttled,
+        report.failed,
+        report.peak_buffered_bytes as f64 / 1e6,
+        report.cpu_seconds,
+        report.cpu_seconds / (report.records as f64 / 1e6)
+    );
+    for (code, n) in &results.failures {
+        let _ = writeln!(out, "  failed with {code}: {n}");
+    }
+    if let Some(first) = &results.first_failure {
+        let _ = writeln!(out, "  first failure: {first}");
+    }
+    match report.verified {
+        Some(true) => {
+            let _ = writeln!(
+                out,
+                "verified: every acknowledged record is in the stream, intact, where its result says"
+            );
+        }
+        Some(false) => {
+            let _ = writeln!(out, "verification FAILED");
+        }
+        None => {}
+    }
+}
+
+/// CPU time (user + system) of this process so far.
+pub fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
