@@ -149,7 +149,7 @@ mod millis {
 }
 
 /// How much each shard keeps; the oldest records are trimmed first.
-/// `None` means no bound of that kind. `Default`: 100 000 records and 256 MiB per shard.
+/// `None` means no bound of that kind. `Default`: 100 000 records and 64 MiB per shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Records retained per shard at most.
@@ -162,7 +162,7 @@ impl Default for Retention {
     fn default() -> Self {
         Retention {
             max_records_per_shard: Some(100_000),
-            max_bytes_per_shard: Some(256 * MIB),
+            max_bytes_per_shard: Some(64 * MIB),
         }
     }
 }
