@@ -304,7 +304,10 @@ fn non_empty(value: &str) -> Option<String> {
 
 impl ConfigBuilder {
     /// Sets a parameter by its KPL name (e.g. `"RecordMaxBufferedTime"`)
-    /// from text, as a properties file or a C caller gives it.
+    /// from text, as a properties file or a C caller gives it. The name may
+    /// also be spelled in snake_case or camelCase
+    /// (`record_max_buffered_time`, `recordMaxBufferedTime`), as the
+    /// Python and Node bindings pass it.
     ///
     /// ```
     /// let err = kpl_core::Config::builder().set("CollectionMaxCount", "900").unwrap_err();
@@ -314,6 +317,7 @@ impl ConfigBuilder {
     /// );
     /// ```
     pub fn set(mut self, name: &str, value: &str) -> Result<ConfigBuilder, Error> {
+        let name = canonical_name(name).unwrap_or(name);
         let c = &mut self.config;
         match name {
             "StreamName" => c.stream = non_empty(value),
@@ -625,6 +629,50 @@ impl ConfigBuilder {
     }
 }
 
+/// Every name `set` knows, in the KPL's spelling.
+const NAMES: &[&str] = &[
+    "StreamName",
+    "AggregationEnabled",
+    "AggregationMaxCount",
+    "AggregationMaxSize",
+    "CollectionMaxCount",
+    "CollectionMaxSize",
+    "ConnectTimeout",
+    "RequestTimeout",
+    "RecordMaxBufferedTime",
+    "RecordTtl",
+    "RateLimit",
+    "FailIfThrottled",
+    "MaxConnections",
+    "Region",
+    "KinesisEndpoint",
+    "KinesisPort",
+    "VerifyCertificate",
+    "CaCertPath",
+    "MaxUserRecordSize",
+    "UserRecordTimeoutInMillis",
+    "MaxBufferedRecords",
+    "MaxBufferedBytes",
+    "ShardMapRefreshInterval",
+    "AwsAccessKeyId",
+    "AwsSecretAccessKey",
+    "AwsSessionToken",
+];
+
+/// The KPL spelling of a setting name given in any case style.
+fn canonical_name(name: &str) -> Option<&'static str> {
+    let folded: String = name
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect();
+    NAMES
+        .iter()
+        .chain(ACCEPTED_WITHOUT_EFFECT)
+        .find(|n| n.to_ascii_lowercase() == folded)
+        .copied()
+}
+
 fn credentials(c: &mut Config) -> &mut StaticCredentials {
     c.credentials.get_or_insert_with(|| StaticCredentials {
         access_key_id: String::new(),
@@ -720,6 +768,25 @@ mod tests {
             err.to_string().contains("f.properties:1: RateLimit"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn names_may_be_snake_or_camel_case() {
+        let c = Config::builder()
+            .set("record_max_buffered_time", "7")
+            .unwrap()
+            .set("aggregationMaxSize", "1000")
+            .unwrap()
+            .set("user_record_timeout_in_millis", "5")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.record_max_buffered_time, Duration::from_millis(7));
+        assert_eq!(c.aggregation_max_size, 1000);
+        assert_eq!(c.user_record_timeout, Duration::from_millis(5));
+        // Errors name the setting as the KPL does.
+        let err = Config::builder().set("rate_limit", "x").unwrap_err();
+        assert!(err.to_string().contains("RateLimit"), "{err}");
     }
 
     #[test]
