@@ -40,7 +40,30 @@ step_build() {
 }
 
 step_rust() {
-    cargo test --workspace --locked
+    # kinesalite, a Kinesis implementation we did not write, for the
+    # producer's protocol-fidelity tests; stopped when the step ends.
+    setup_node
+    local log="$TARGET_DIR/kinesalite.log"
+    mkdir -p "$TARGET_DIR"
+    node tests/node/kinesalite-server.mjs >"$log" 2>&1 &
+    KINESALITE_PID=$!
+    local pid=$KINESALITE_PID
+    # The step runs in a subshell: this trap fires when it ends, however.
+    trap 'kill "$KINESALITE_PID" 2>/dev/null || true' EXIT
+    local endpoint=""
+    for _ in $(seq 1 100); do
+        endpoint="$(sed -n 's/^kinesalite listening on //p' "$log")"
+        [[ -n "$endpoint" ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z "$endpoint" ]]; then
+        echo "kinesalite did not start:" >&2
+        cat "$log" >&2
+        return 1
+    fi
+    echo "kinesalite at $endpoint (pid $pid)"
+    KPL_KINESALITE_ENDPOINT="$endpoint" cargo test --workspace --locked
 }
 
 setup_python() {

@@ -19,6 +19,9 @@ use serde::Serialize;
 
 use crate::producer_args::ProducerArgs;
 
+/// `RateLimit` under `--unlimited`: 10,000x the shard limits.
+const UNLIMITED_RATE_PERCENT: u64 = 1_000_000;
+
 /// Bytes of a payload taken by the run id and the record index.
 const PAYLOAD_HEADER: usize = 24;
 
@@ -43,7 +46,8 @@ pub struct PerfArgs {
     /// Offered load in user records/s (0: as fast as the producer takes them).
     #[arg(long, default_value_t = 0)]
     rate: u64,
-    /// Lift the embedded simulator's per-shard limits (for benchmarks).
+    /// Lift the per-shard limits, the embedded simulator's and the
+    /// producer's own rate limiter (RateLimit), for benchmarks.
     #[arg(long)]
     unlimited: bool,
     /// Read the stream back and check every record (default with the
@@ -187,6 +191,11 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         None => args.producer.endpoint.clone().unwrap_or_default(),
     };
     let mut builder = args.producer.builder(&args.stream)?;
+    if args.unlimited && args.producer.rate_limit.is_none() {
+        // Limits off means ours too: the per-shard limiter would hold the
+        // producer to the real shards' 1 MiB/s.
+        builder = builder.rate_limit(UNLIMITED_RATE_PERCENT);
+    }
     if let Some(sim) = &sim {
         builder = builder
             .endpoint(sim.endpoint())

@@ -224,6 +224,9 @@ pub(crate) struct Engine {
     flushed_epoch: u64,
     aborting: bool,
     closing: bool,
+    /// The time at the start of this turn of the loop: one clock read per
+    /// wake-up instead of several per record.
+    clock: Instant,
 }
 
 impl Engine {
@@ -253,6 +256,7 @@ impl Engine {
             flushed_epoch: 0,
             aborting: false,
             closing: false,
+            clock: Instant::now(),
         }
     }
 
@@ -270,6 +274,7 @@ impl Engine {
                 },
                 _ = sleep_until(next_timer), if next_timer.is_some() => {}
             }
+            self.clock = Instant::now();
             for _ in 0..COMMAND_BATCH {
                 match self.events.try_recv() {
                     Ok(event) => self.on_event(event),
@@ -417,7 +422,7 @@ impl Engine {
     }
 
     fn route(&mut self, p: Pending) {
-        let now = Instant::now();
+        let now = self.clock;
         if now >= p.expiry {
             return self.expire(p);
         }
@@ -504,7 +509,7 @@ impl Engine {
     }
 
     fn drain_shard(&mut self, s: usize, shard: usize) {
-        let now = Instant::now();
+        let now = self.clock;
         loop {
             let state = &mut self.streams[s].shards[shard];
             let Some(front) = state.queue.front() else {
@@ -963,7 +968,8 @@ impl Engine {
     }
 
     fn fire_due_timers(&mut self) {
-        let now = Instant::now();
+        self.clock = Instant::now();
+        let now = self.clock;
         while self.timers.peek().is_some_and(|t| t.0.at <= now) {
             let entry = self.timers.pop().expect("peeked").0;
             match entry.timer {
@@ -1037,7 +1043,7 @@ impl Engine {
             let size = p.record.size();
             self.shared
                 .metrics
-                .user_record_done(true, p.arrival.elapsed());
+                .user_record_done(true, self.clock.saturating_duration_since(p.arrival));
             p.reply.send(Ok(result));
             self.settle_record(p.epoch);
             self.release_buffer(size);
@@ -1067,7 +1073,7 @@ impl Engine {
         let epoch = p.epoch;
         self.shared
             .metrics
-            .user_record_done(false, p.arrival.elapsed());
+            .user_record_done(false, self.clock.saturating_duration_since(p.arrival));
         let err = err.with_record(p.record).with_attempts(p.attempts);
         p.reply.send(Err(err));
         self.settle_record(epoch);

@@ -318,8 +318,8 @@ impl Producer {
 
     // ---- admission -------------------------------------------------------------
 
-    /// Validates and stamps a record; no buffer room is taken yet.
-    fn admit(&self, record: UserRecord, reply: Reply) -> Result<Pending, Error> {
+    /// Validates a record and finds its stream; no buffer room is taken yet.
+    fn admit(&self, record: UserRecord, reply: Reply) -> Result<Admitted, Error> {
         if self.inner.closed.load(Relaxed) {
             return Err(shut_down().with_record(record));
         }
@@ -337,35 +337,36 @@ impl Producer {
                 .with_record(record));
             }
         };
-        let now = Instant::now();
-        Ok(Pending {
+        Ok(Admitted {
             record,
             stream,
             hash_key,
-            arrival: now,
-            deadline: now,
-            expiry: now,
-            last_attempt_end: now,
-            attempts: Vec::new(),
-            epoch: 0,
             reply,
         })
     }
 
     /// Stamps the record's clock once it has room: its buffering time and
     /// TTL start now.
-    fn arrived(&self, mut p: Pending, size: usize) -> Pending {
+    fn arrived(&self, a: Admitted, size: usize) -> Pending {
         let now = Instant::now();
         let config = &self.inner.config;
-        p.arrival = now;
-        p.last_attempt_end = now;
-        p.expiry = now + config.record_ttl;
-        p.deadline = (now + config.record_max_buffered_time).min(p.expiry);
+        let expiry = now + config.record_ttl;
         let shared = &self.inner.shared;
         shared.outstanding.fetch_add(1, Relaxed);
         shared.buffered_bytes.fetch_add(size as u64, Relaxed);
         shared.metrics.received(1);
-        p
+        Pending {
+            record: a.record,
+            stream: a.stream,
+            hash_key: a.hash_key,
+            arrival: now,
+            deadline: (now + config.record_max_buffered_time).min(expiry),
+            expiry,
+            last_attempt_end: now,
+            attempts: Vec::new(),
+            epoch: 0,
+            reply: a.reply,
+        }
     }
 
     async fn submit(&self, record: UserRecord, reply: Reply) -> Result<(), Error> {
@@ -470,6 +471,14 @@ impl Producer {
             }
         }
     }
+}
+
+/// A validated record waiting for buffer room.
+struct Admitted {
+    record: UserRecord,
+    stream: Arc<str>,
+    hash_key: crate::hash::HashKey,
+    reply: Reply,
 }
 
 fn permits(size: usize) -> u32 {
