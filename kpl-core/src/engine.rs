@@ -113,6 +113,15 @@ struct Completion {
     result: Result<Vec<EntryOutcome>, Error>,
 }
 
+/// An aggregate delivered to another shard than predicted, waiting for a
+/// fresh map to tell whether that shard holds all of its records.
+struct Suspect {
+    outbound: Outbound,
+    shard_id: Arc<str>,
+    sequence_number: Arc<str>,
+    seen_at: Instant,
+}
+
 /// A Kinesis record on its way, with the shard it was predicted for.
 struct Outbound {
     record: KinesisRecord<Pending>,
@@ -186,7 +195,11 @@ enum MapState {
 struct StreamState {
     name: Arc<str>,
     map: MapState,
-    map_loading: bool,
+    /// When the ListShards in flight started, if one is.
+    map_load_started: Option<Instant>,
+    /// Read the map again once the load in flight is in: something it
+    /// cannot know about happened after it started.
+    map_reload: bool,
     map_failures: u32,
     /// Bumped when the shard set is replaced; shard timers carry it.
     map_version: u64,
@@ -199,7 +212,7 @@ struct StreamState {
     collector_generation: u64,
     /// Aggregates that landed on a shard other than the predicted one,
     /// waiting for a fresh map to tell whether the shard holds them all.
-    suspects: Vec<(Outbound, Arc<str>, Arc<str>)>,
+    suspects: Vec<Suspect>,
     request_backoff: Duration,
 }
 
@@ -374,8 +387,8 @@ impl Engine {
             for ob in stream.collector.drain(..) {
                 dropped.extend(ob.record.records);
             }
-            for (ob, _, _) in stream.suspects.drain(..) {
-                dropped.extend(ob.record.records);
+            for suspect in stream.suspects.drain(..) {
+                dropped.extend(suspect.outbound.record.records);
             }
         }
         for (_, batch) in self.send_queue.drain(..) {
@@ -403,7 +416,8 @@ impl Engine {
         self.streams.push(StreamState {
             name: name.clone(),
             map: MapState::Loading,
-            map_loading: false,
+            map_load_started: None,
+            map_reload: false,
             map_failures: 0,
             map_version: 0,
             shards: Vec::new(),
@@ -715,9 +729,12 @@ impl Engine {
                                 for p in &mut ob.record.records {
                                     record_attempt(p, started, ended, None);
                                 }
-                                self.streams[s]
-                                    .suspects
-                                    .push((ob, shard_id, sequence_number));
+                                self.streams[s].suspects.push(Suspect {
+                                    outbound: ob,
+                                    shard_id,
+                                    sequence_number,
+                                    seen_at: ended,
+                                });
                             } else {
                                 self.deliver(
                                     ob.record,
@@ -832,32 +849,40 @@ impl Engine {
 
     fn load_map(&mut self, s: usize) {
         let stream = &mut self.streams[s];
-        if stream.map_loading {
+        if stream.map_load_started.is_some() {
+            stream.map_reload = true;
             return;
         }
-        stream.map_loading = true;
+        stream.map_load_started = Some(Instant::now());
+        stream.map_reload = false;
         let transport = self.transport.clone();
         let name = stream.name.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
-            let result = transport.list_open_shards(&name).await;
+            let result = transport.list_shards(&name).await;
             let _ = events.send(Event::Map { stream: s, result });
         });
     }
 
     fn on_map(&mut self, s: usize, result: Result<Vec<ShardInfo>, Error>) {
-        self.streams[s].map_loading = false;
+        let started = self.streams[s]
+            .map_load_started
+            .take()
+            .unwrap_or(self.clock);
         let refresh = self.config.shard_map_refresh_interval;
         match result {
             Ok(shards) => {
                 self.streams[s].map_failures = 0;
-                let unchanged = matches!(&self.streams[s].map, MapState::Ready(m) if m.shards() == shards.as_slice());
+                let unchanged =
+                    matches!(&self.streams[s].map, MapState::Ready(m) if m.same_as(&shards));
                 if !unchanged {
                     tracing::debug!(stream = %self.streams[s].name, shards = shards.len(), "shard map loaded");
                     self.install_map(s, ShardMap::new(shards));
                 }
-                self.settle_suspects(s);
-                if !refresh.is_zero() {
+                self.settle_suspects(s, started);
+                if self.streams[s].map_reload || !self.streams[s].suspects.is_empty() {
+                    self.load_map(s);
+                } else if !refresh.is_zero() {
                     self.schedule(Instant::now() + refresh, Timer::MapRefresh { stream: s });
                 }
             }
@@ -878,8 +903,8 @@ impl Engine {
                 }
                 // Suspects cannot be judged without a map: send them again.
                 let suspects = std::mem::take(&mut self.streams[s].suspects);
-                for (ob, _, _) in suspects {
-                    self.retry(ob.record.records, Duration::ZERO);
+                for suspect in suspects {
+                    self.retry(suspect.outbound.record.records, Duration::ZERO);
                 }
                 self.schedule(Instant::now() + delay, Timer::MapRefresh { stream: s });
             }
@@ -926,10 +951,21 @@ impl Engine {
     }
 
     /// Aggregates that landed on an unexpected shard: delivered if that
-    /// shard's range holds all their records, else sent again.
-    fn settle_suspects(&mut self, s: usize) {
-        let suspects = std::mem::take(&mut self.streams[s].suspects);
-        for (ob, shard_id, sequence_number) in suspects {
+    /// shard's range holds all their records, else sent again. Only a map
+    /// read after the aggregate's answer came back may judge it.
+    fn settle_suspects(&mut self, s: usize, map_read_at: Instant) {
+        let (ready, waiting): (Vec<Suspect>, Vec<Suspect>) =
+            std::mem::take(&mut self.streams[s].suspects)
+                .into_iter()
+                .partition(|suspect| suspect.seen_at <= map_read_at);
+        self.streams[s].suspects = waiting;
+        for suspect in ready {
+            let Suspect {
+                outbound: ob,
+                shard_id,
+                sequence_number,
+                ..
+            } = suspect;
             let range = match &self.streams[s].map {
                 MapState::Ready(map) => map.range_of(&shard_id),
                 _ => None,

@@ -3,35 +3,41 @@
 
 use crate::transport::ShardInfo;
 
-/// The open shards of one stream at one moment.
+/// The shards of one stream at one moment: the open ones, sorted by ending
+/// hash key for routing, and every shard's range, closed ones included.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ShardMap {
-    shards: Vec<ShardInfo>,
+    open: Vec<ShardInfo>,
+    all: Vec<ShardInfo>,
 }
 
 impl ShardMap {
-    /// A map from shards sorted by ending hash key.
-    pub fn new(shards: Vec<ShardInfo>) -> ShardMap {
-        debug_assert!(shards.windows(2).all(|w| w[0].end < w[1].end));
-        ShardMap { shards }
+    /// A map from a stream's shards as ListShards gives them.
+    pub fn new(all: Vec<ShardInfo>) -> ShardMap {
+        let mut open: Vec<ShardInfo> = all.iter().filter(|s| s.open).cloned().collect();
+        open.sort_by_key(|s| s.end);
+        ShardMap { open, all }
     }
 
-    /// The index of the shard holding `hash_key`, if any shard does.
+    /// The index of the open shard holding `hash_key`, if any shard does.
     pub fn shard_for(&self, hash_key: u128) -> Option<usize> {
-        let i = self.shards.partition_point(|s| s.end < hash_key);
-        self.shards
-            .get(i)
-            .filter(|s| s.start <= hash_key)
-            .map(|_| i)
+        let i = self.open.partition_point(|s| s.end < hash_key);
+        self.open.get(i).filter(|s| s.start <= hash_key).map(|_| i)
     }
 
+    /// The open shards, in routing order.
     pub fn shards(&self) -> &[ShardInfo] {
-        &self.shards
+        &self.open
     }
 
-    /// The range of the shard with this id, if it is in the map.
+    /// Whether this map holds the same shards as `other` lists.
+    pub fn same_as(&self, other: &[ShardInfo]) -> bool {
+        self.all == other
+    }
+
+    /// The range of the shard with this id, open or closed.
     pub fn range_of(&self, shard_id: &str) -> Option<(u128, u128)> {
-        self.shards
+        self.all
             .iter()
             .find(|s| &*s.id == shard_id)
             .map(|s| (s.start, s.end))
@@ -47,6 +53,7 @@ mod tests {
             id: id.into(),
             start,
             end,
+            open: true,
         }
     }
 
@@ -59,6 +66,24 @@ mod tests {
         assert_eq!(map.shard_for(half + 1), Some(1));
         assert_eq!(map.shard_for(u128::MAX), Some(1));
         assert_eq!(map.range_of("s1"), Some((half + 1, u128::MAX)));
+    }
+
+    #[test]
+    fn closed_shards_route_nothing_but_keep_their_range() {
+        let half = u128::MAX / 2;
+        let parent = ShardInfo {
+            open: false,
+            ..shard("parent", 0, u128::MAX)
+        };
+        let map = ShardMap::new(vec![
+            parent,
+            shard("b", half + 1, u128::MAX),
+            shard("a", 0, half),
+        ]);
+        assert_eq!(map.shards().len(), 2);
+        assert_eq!(&*map.shards()[map.shard_for(0).unwrap()].id, "a");
+        assert_eq!(&*map.shards()[map.shard_for(u128::MAX).unwrap()].id, "b");
+        assert_eq!(map.range_of("parent"), Some((0, u128::MAX)));
     }
 
     #[test]

@@ -25,12 +25,14 @@ use crate::error::{Error, ErrorKind};
 /// simulators accept any.
 const FALLBACK_REGION: &str = "us-east-1";
 
-/// One open shard: its id and inclusive hash key range.
+/// One shard: its id, inclusive hash key range, and whether it still
+/// takes writes (a reshard closes its parents).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ShardInfo {
     pub id: Arc<str>,
     pub start: u128,
     pub end: u128,
+    pub open: bool,
 }
 
 /// One Kinesis record to send.
@@ -135,9 +137,9 @@ impl Transport {
         Transport { client }
     }
 
-    /// The open shards of a stream, sorted by ending hash key. Closed
-    /// parents of a reshard are left out: nothing can be written to them.
-    pub async fn list_open_shards(&self, stream: &str) -> Result<Vec<ShardInfo>, Error> {
+    /// Every shard of a stream, open and closed (closed ones tell where an
+    /// aggregate sent before a reshard landed).
+    pub async fn list_shards(&self, stream: &str) -> Result<Vec<ShardInfo>, Error> {
         let mut shards = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
@@ -150,7 +152,7 @@ impl Transport {
                 let open = shard
                     .sequence_number_range()
                     .is_none_or(|r| r.ending_sequence_number().is_none());
-                let Some(range) = shard.hash_key_range().filter(|_| open) else {
+                let Some(range) = shard.hash_key_range() else {
                     continue;
                 };
                 let parse = |s: &str| {
@@ -168,6 +170,7 @@ impl Transport {
                     id: shard.shard_id().into(),
                     start: parse(range.starting_hash_key())?,
                     end: parse(range.ending_hash_key())?,
+                    open,
                 });
             }
             next_token = page.next_token().map(str::to_owned);
@@ -175,7 +178,6 @@ impl Transport {
                 break;
             }
         }
-        shards.sort_by_key(|s| s.end);
         Ok(shards)
     }
 

@@ -63,6 +63,27 @@ pub struct ReadRecord {
 /// readable under the KCL's rules (corrupt, or an aggregate holding a
 /// record outside its shard's hash range).
 pub async fn read_stream(client: &Client, stream: &str) -> Result<Vec<ReadRecord>, String> {
+    read(client, stream, false).await.map(|r| r.records)
+}
+
+/// What a KCL consumer gets from a stream.
+#[derive(Debug, Clone, Default)]
+pub struct KclView {
+    /// The user records a KCL consumer delivers.
+    pub records: Vec<ReadRecord>,
+    /// Aggregates it drops whole because one of their records lies outside
+    /// the shard's hash range: (shard id, sequence number).
+    pub dropped_aggregates: Vec<(String, String)>,
+}
+
+/// The stream as a KCL consumer sees it: aggregates that hold a record
+/// outside their shard's range are dropped (and listed), not an error.
+/// Corrupt records are still an error.
+pub async fn read_stream_as_kcl(client: &Client, stream: &str) -> Result<KclView, String> {
+    read(client, stream, true).await
+}
+
+async fn read(client: &Client, stream: &str, drop_outside: bool) -> Result<KclView, String> {
     let mut shards = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -82,7 +103,7 @@ pub async fn read_stream(client: &Client, stream: &str) -> Result<Vec<ReadRecord
             break;
         }
     }
-    let mut out = Vec::new();
+    let mut view = KclView::default();
     for shard in shards {
         let range = shard
             .hash_key_range()
@@ -122,21 +143,32 @@ pub async fn read_stream(client: &Client, stream: &str) -> Result<Vec<ReadRecord
                     )
                 })?;
             for record in page.records() {
-                let subs = deaggregator
-                    .deaggregate(
-                        record.partition_key().unwrap_or_default(),
-                        None,
-                        Bytes::copy_from_slice(record.data().as_ref()),
+                let subs = deaggregator.deaggregate(
+                    record.partition_key().unwrap_or_default(),
+                    None,
+                    Bytes::copy_from_slice(record.data().as_ref()),
+                );
+                let subs = match subs {
+                    Err(e)
+                        if drop_outside && e.kind() == kpl_core::ErrorKind::OutsideShardRange =>
+                    {
+                        view.dropped_aggregates.push((
+                            shard.shard_id().to_owned(),
+                            record.sequence_number().to_owned(),
+                        ));
+                        continue;
+                    }
+                    other => other,
+                };
+                let subs = subs.map_err(|e| {
+                    format!(
+                        "record {} in {} is not readable by the KCL's rules: {e}",
+                        record.sequence_number(),
+                        shard.shard_id()
                     )
-                    .map_err(|e| {
-                        format!(
-                            "record {} in {} is not readable by the KCL's rules: {e}",
-                            record.sequence_number(),
-                            shard.shard_id()
-                        )
-                    })?;
+                })?;
                 for sub in subs {
-                    out.push(ReadRecord {
+                    view.records.push(ReadRecord {
                         shard_id: shard.shard_id().to_owned(),
                         sequence_number: record.sequence_number().to_owned(),
                         sub_sequence_number: sub.sub_sequence_number,
@@ -153,7 +185,7 @@ pub async fn read_stream(client: &Client, stream: &str) -> Result<Vec<ReadRecord
             iterator = page.next_shard_iterator.filter(|_| !caught_up);
         }
     }
-    Ok(out)
+    Ok(view)
 }
 
 /// Creates the stream with `shards` shards unless it exists, and waits
