@@ -143,6 +143,8 @@ struct Report {
     failed: u64,
     peak_buffered_bytes: u64,
     cpu_seconds: f64,
+    /// Delivered user records/s per shard, over the whole run.
+    per_shard_records_per_sec: std::collections::BTreeMap<String, f64>,
     verified: Option<bool>,
 }
 
@@ -325,6 +327,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         failed,
         peak_buffered_bytes: peak_buffered.load(Relaxed),
         cpu_seconds: cpu.as_secs_f64(),
+        per_shard_records_per_sec: per_shard_rates(&results, elapsed),
         verified,
     };
     print_report(&report, &results, args.json);
@@ -463,6 +466,20 @@ async fn check_stream(
     Ok(ok)
 }
 
+fn per_shard_rates(results: &Results, elapsed: Duration) -> std::collections::BTreeMap<String, f64> {
+    let mut counts = vec![0u64; results.shard_ids.names.len()];
+    for (shard, _, _) in results.positions.iter().flatten() {
+        counts[*shard as usize] += 1;
+    }
+    results
+        .shard_ids
+        .names
+        .iter()
+        .zip(counts)
+        .map(|(name, n)| (name.to_string(), n as f64 / elapsed.as_secs_f64()))
+        .collect()
+}
+
 fn print_report(report: &Report, results: &Results, json: bool) {
     if json {
         println!(
@@ -493,14 +510,21 @@ fn print_report(report: &Report, results: &Results, json: bool) {
     );
     let _ = writeln!(
         out,
-        "retries {}, throttled attempts {}, failed records {}, peak buffered {:.1} MB, CPU {:.2} s ({:.2} s per million records)",
+        "retries {}, throttled attempts {} ({:.3} per record), failed records {}, peak buffered {:.1} MB, CPU {:.2} s ({:.2} s per million records)",
         report.retries,
         report.throttled,
+        report.throttled as f64 / report.records as f64,
         report.failed,
         report.peak_buffered_bytes as f64 / 1e6,
         report.cpu_seconds,
         report.cpu_seconds / (report.records as f64 / 1e6)
     );
+    let per_shard: Vec<String> = report
+        .per_shard_records_per_sec
+        .iter()
+        .map(|(shard, rate)| format!("{shard} {rate:.0}"))
+        .collect();
+    let _ = writeln!(out, "delivered records/s per shard: {}", per_shard.join(", "));
     for (code, n) in &results.failures {
         let _ = writeln!(out, "  failed with {code}: {n}");
     }

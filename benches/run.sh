@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the benchmarks that print figures and keeps their output in
+# benches/results/<date>-<name>.txt. Release builds; a few minutes each.
+#
+#   benches/run.sh            all of them
+#   benches/run.sh perf       only the named ones (aggregation sim perf throttling)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+KPL="$TARGET_DIR/release/kpl"
+OUT="$ROOT/benches/results"
+STAMP="$(date -u +%Y%m%d-%H%M)"
+mkdir -p "$OUT"
+
+record() { # name, command...
+    local name="$1"; shift
+    echo "== $name: $*"
+    { echo "# $(date -u) on $(nproc) cores: $*"; "$@" 2>&1; } | tee "$OUT/$STAMP-$name.txt"
+}
+
+bench_aggregation() { # format layer, one core: aggregation and deaggregation throughput
+    record aggregation cargo bench -p kpl-core --bench aggregation -- --warm-up-time 1 --measurement-time 5
+}
+
+bench_sim() { # how much PutRecords traffic the simulator takes
+    record sim cargo run --release -p kpl-sim --example sim_bench -- --secs 5
+}
+
+bench_perf() { # end to end, simulator in process, limits off: aggregation on and off
+    cargo build --release -p kpl-cli
+    record perf-aggregated "$KPL" perf --records 1000000 --record-size 100 --partition-keys 1000 --shards 4 --unlimited
+    record perf-plain "$KPL" perf --records 1000000 --record-size 100 --partition-keys 1000 --shards 4 --unlimited --no-aggregation
+}
+
+bench_throttling() { # offered load at 3x a 2-shard stream's capacity, the service's limits on
+    cargo build --release -p kpl-cli
+    record throttling "$KPL" perf --shards 2 --no-aggregation --rate 6000 --records 30000
+}
+
+ALL=(aggregation sim perf throttling)
+for name in "${@:-${ALL[@]}}"; do
+    "bench_$name"
+done
