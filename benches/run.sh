@@ -23,8 +23,21 @@ bench_aggregation() { # format layer, one core: aggregation and deaggregation th
     record aggregation cargo bench -p kpl-core --bench aggregation -- --warm-up-time 1 --measurement-time 5
 }
 
-bench_sim() { # how much PutRecords traffic the simulator takes
-    record sim cargo run --release -p kpl-sim --example sim_bench -- --secs 5
+bench_sim() { # PutRecords traffic kpl-sim takes, beside kinesalite's, in one run
+    cargo build --release -p kpl-sim --example sim_bench
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+    local log="$OUT/kinesalite.log"
+    node tests/node/kinesalite-server.mjs >"$log" 2>&1 &
+    local pid=$!
+    local endpoint=""
+    for _ in $(seq 1 100); do
+        endpoint="$(sed -n 's/^kinesalite listening on //p' "$log")"
+        [[ -n "$endpoint" ]] && break
+        sleep 0.1
+    done
+    record sim-kinesalite "$TARGET_DIR/release/examples/sim_bench" --secs 5 --endpoint "$endpoint"
+    kill "$pid"
+    record sim "$TARGET_DIR/release/examples/sim_bench" --secs 5
 }
 
 bench_perf() { # end to end, simulator in process, limits off: aggregation on and off
