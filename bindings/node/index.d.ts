@@ -152,7 +152,6 @@ export interface SdkRecord {
   Data?: Uint8Array;
   SequenceNumber?: string;
   ExplicitHashKey?: string;
-  [key: string]: unknown;
 }
 
 /** A record of a Lambda Kinesis event (data is base64). */
