@@ -140,7 +140,7 @@ class Producer {
     const path = token === CREATE ? propertiesPath : undefined;
     const bad = native.checkConfig(settings, path);
     if (bad) throw toError(bad);
-    this._ready = native.createProducer(settings, path, (deliveries) => this._onResults(deliveries))
+    this._ready = native.createProducer(settings, path, (batch) => this._onResults(batch))
       .then((p) => {
         if (isErrInfo(p)) throw toError(p);
         this._native = p;
@@ -210,12 +210,24 @@ class Producer {
     return entry;
   }
 
-  _onResults(deliveries) {
-    for (const d of deliveries) {
-      const entry = this._untrack(d.id);
+  _onResults(batch) {
+    const { ids, groupOf, subSequenceNumbers, groups, failures } = batch;
+    for (const g of groups) Object.freeze(g.attempts); // shared by the group's records
+    for (let i = 0; i < ids.length; i++) {
+      const entry = this._untrack(ids[i]);
       if (entry === undefined) continue;
-      if (d.error) entry.reject(toError(d.error));
-      else entry.resolve(d.result);
+      const g = groups[groupOf[i]];
+      entry.resolve({
+        shardId: g.shardId,
+        sequenceNumber: g.sequenceNumber,
+        subSequenceNumber: subSequenceNumbers[i],
+        aggregated: g.aggregated,
+        attempts: g.attempts,
+      });
+    }
+    for (const d of failures) {
+      const entry = this._untrack(d.id);
+      if (entry !== undefined) entry.reject(toError(d.error));
     }
   }
 

@@ -51,9 +51,9 @@ export declare function checkConfig(settings: Array<Array<string>>, propertiesPa
 
 /**
  * Creates a producer. Resolves to the producer or to an `ErrInfo`.
- * `on_results` receives arrays of `Delivery`.
+ * `on_results` receives `ResultBatch`es.
  */
-export declare function createProducer(settings: Array<Array<string>>, propertiesPath: string | undefined | null, onResults: (arg: Array<Delivery>) => void): Promise<NativeProducer | ErrInfo>
+export declare function createProducer(settings: Array<Array<string>>, propertiesPath: string | undefined | null, onResults: (arg: ResultBatch) => void): Promise<NativeProducer | ErrInfo>
 
 /**
  * Deaggregates one Kinesis record by the KCL's rules. Returns the user
@@ -105,4 +105,22 @@ export interface RecordJs {
   data: Buffer
   streamName?: string
   explicitHashKey?: string
+}
+
+/**
+ * A batch of outcomes in columnar form, cheap to cross into JS: records
+ * of one Kinesis record share their shard, sequence number and attempts
+ * (one `groups` entry); `index.js` builds each record's PutResult.
+ */
+export interface ResultBatch {
+  /** Ids of the delivered records. */
+  ids: Uint32Array
+  /** Per delivered record, its index into `groups`. */
+  groupOf: Uint32Array
+  /** Per delivered record, its sub-sequence number. */
+  subSequenceNumbers: Float64Array
+  /** Shared parts of the results (`subSequenceNumber` is 0 here). */
+  groups: Array<PutResultJs>
+  /** Records that failed. */
+  failures: Array<Delivery>
 }

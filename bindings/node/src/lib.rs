@@ -140,7 +140,7 @@ struct Mailbox {
     default_stream: Mutex<Option<String>>,
 }
 
-type ResultsFn = ThreadsafeFunction<(), (), Vec<Delivery>, Status, false, true>;
+type ResultsFn = ThreadsafeFunction<(), (), ResultBatch, Status, false, true>;
 
 struct Shared {
     producer: Producer,
@@ -169,28 +169,68 @@ impl Shared {
     }
 }
 
-fn drain(mailbox: &Mailbox) -> Vec<Delivery> {
+/// A batch of outcomes in columnar form, cheap to cross into JS: records
+/// of one Kinesis record share their shard, sequence number and attempts
+/// (one `groups` entry); `index.js` builds each record's PutResult.
+#[napi(object)]
+pub struct ResultBatch {
+    /// Ids of the delivered records.
+    pub ids: Uint32Array,
+    /// Per delivered record, its index into `groups`.
+    pub group_of: Uint32Array,
+    /// Per delivered record, its sub-sequence number.
+    pub sub_sequence_numbers: Float64Array,
+    /// Shared parts of the results (`subSequenceNumber` is 0 here).
+    pub groups: Vec<PutResultJs>,
+    /// Records that failed.
+    pub failures: Vec<Delivery>,
+}
+
+fn drain(mailbox: &Mailbox) -> ResultBatch {
     let batch = {
         let mut g = mailbox.inner.lock();
         g.1 = false;
         std::mem::take(&mut g.0)
     };
     let default_stream = mailbox.default_stream.lock().clone();
-    batch
-        .into_iter()
-        .map(|(id, outcome)| match outcome {
-            Ok(r) => Delivery {
-                id,
-                result: Some(result_js(&r)),
-                error: None,
-            },
-            Err(e) => Delivery {
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut group_of = Vec::with_capacity(batch.len());
+    let mut subs = Vec::with_capacity(batch.len());
+    let mut groups: Vec<PutResultJs> = Vec::new();
+    let mut last: Option<PutResult> = None;
+    let mut failures = Vec::new();
+    for (id, outcome) in batch {
+        match outcome {
+            Ok(r) => {
+                let same = last.as_ref().is_some_and(|l| {
+                    l.sequence_number() == r.sequence_number()
+                        && l.shard_id() == r.shard_id()
+                        && l.attempts() == r.attempts()
+                });
+                if !same {
+                    let mut g = result_js(&r);
+                    g.sub_sequence_number = 0.0;
+                    groups.push(g);
+                }
+                ids.push(id);
+                group_of.push((groups.len() - 1) as u32);
+                subs.push(r.sub_sequence_number() as f64);
+                last = Some(r);
+            }
+            Err(e) => failures.push(Delivery {
                 id,
                 result: None,
                 error: Some(err_info_in(e, default_stream.as_deref())),
-            },
-        })
-        .collect()
+            }),
+        }
+    }
+    ResultBatch {
+        ids: Uint32Array::new(ids),
+        group_of: Uint32Array::new(group_of),
+        sub_sequence_numbers: Float64Array::new(subs),
+        groups,
+        failures,
+    }
 }
 
 fn make_record(
@@ -238,13 +278,13 @@ fn build_config(
 }
 
 /// Creates a producer. Resolves to the producer or to an `ErrInfo`.
-/// `on_results` receives arrays of `Delivery`.
+/// `on_results` receives `ResultBatch`es.
 #[napi(ts_return_type = "Promise<NativeProducer | ErrInfo>")]
 pub fn create_producer<'env>(
     env: &'env Env,
     settings: Vec<Vec<String>>,
     properties_path: Option<String>,
-    on_results: Function<'env, Vec<Delivery>, ()>,
+    on_results: Function<'env, ResultBatch, ()>,
 ) -> Result<PromiseRaw<'env, Either<NativeProducer, ErrInfo>>> {
     let mailbox = Arc::new(Mailbox::default());
     let drain_from = mailbox.clone();

@@ -12,7 +12,7 @@ import { KinesisClient, ListShardsCommand, GetShardIteratorCommand, GetRecordsCo
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export function kplBin() {
-  let path = process.env.KPL_BIN || resolve(ROOT, 'target', 'debug', 'kpl');
+  let path = process.env.KPL_BIN || resolve(process.env.CARGO_TARGET_DIR || resolve(ROOT, 'target'), 'debug', 'kpl');
   if (!isAbsolute(path)) path = resolve(ROOT, path);
   assert.ok(existsSync(path), `kpl binary not found at ${path}: build it (cargo build -p kpl-cli) or set KPL_BIN`);
   return path;
