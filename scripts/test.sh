@@ -20,7 +20,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export KPL_BIN="${KPL_BIN:-$TARGET_DIR/debug/kpl}"
 VENV="$ROOT/.venv"
 
-ALL_STEPS=(lint build rust python node)
+ALL_STEPS=(lint build rust python node node_binding)
 FAILED=()
 PASSED=()
 
@@ -101,6 +101,28 @@ setup_node() {
 step_node() {
     setup_node
     node --test tests/node/
+}
+
+step_node_binding() {
+    # The kpl-rs npm package (bindings/node): npm ci when its lockfile
+    # changed, the addon built in the dev profile into the shared target
+    # dir, then tsc over the types and examples, and node --test against
+    # kpl-sim (target/debug/kpl).
+    local dir="bindings/node"
+    local stamp="$dir/node_modules/.package-lock.sha256"
+    local want
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" >"$stamp"
+    fi
+    (cd "$dir" && CARGO_TARGET_DIR="$TARGET_DIR" npx napi build --platform \
+        --js native.cjs --dts native.d.ts --no-const-enum)
+    if [[ ! -x "$KPL_BIN" ]]; then
+        CARGO_TARGET_DIR="$TARGET_DIR" cargo build -p kpl-cli --locked
+    fi
+    (cd "$dir" && npx tsc --noEmit -p .)
+    (cd "$dir" && node --test test/*.test.mjs)
 }
 
 # ----------------------------------------------------------------- main --

@@ -1,0 +1,131 @@
+// Throughput of the kpl-rs Node binding against kpl-sim (unlimited, 4
+// shards), next to aws-kinesis-agg + @aws-sdk/client-kinesis on the same
+// workload. Prints records/s.
+//
+//   CARGO_TARGET_DIR=target cargo build -p kpl-node --release   # the bench loads the release addon
+//   node bindings/node/bench/bench.mjs [--records 200000] [--size 100]
+//
+// The release library (target/release/libkpl_node.so) is used when it
+// exists (via NAPI_RS_NATIVE_LIBRARY_PATH), else the addon built in place.
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { startSim, kinesisClient, ROOT } from '../test/helpers.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    records: { type: 'string', default: '200000' },
+    size: { type: 'string', default: '100' },
+    keys: { type: 'string', default: '1000' },
+    runs: { type: 'string', default: '2' },
+  },
+});
+const N = Number(args.records);
+const SIZE = Number(args.size);
+const KEYS = Number(args.keys);
+const RUNS = Number(args.runs);
+
+const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
+const release = join(targetDir, 'release', 'libkpl_node.so');
+let flavor = 'in-place addon (bindings/node/*.node)';
+if (!process.env.NAPI_RS_NATIVE_LIBRARY_PATH && existsSync(release)) {
+  const copy = join(mkdtempSync(join(tmpdir(), 'kpl-bench-')), 'kpl-rs.node');
+  copyFileSync(release, copy);
+  process.env.NAPI_RS_NATIVE_LIBRARY_PATH = copy;
+  flavor = `release (${release})`;
+}
+if (!process.env.KPL_BIN && existsSync(join(targetDir, 'release', 'kpl'))) {
+  process.env.KPL_BIN = join(targetDir, 'release', 'kpl'); // a release simulator
+}
+const require = createRequire(import.meta.url);
+const { Producer } = require('../index.js');
+const agg = require('aws-kinesis-agg');
+const { PutRecordsCommand } = require('@aws-sdk/client-kinesis');
+
+function workload() {
+  const payload = Buffer.alloc(SIZE, 'x');
+  // Keys are not number-like (aws-kinesis-agg's aggregator mixes those up).
+  return Array.from({ length: N }, (_, i) => ({ partitionKey: `key-${i % KEYS}`, data: payload }));
+}
+
+async function timed(name, fn) {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const rate = N / s;
+  console.log(`${name.padEnd(44)} ${N} records in ${s.toFixed(2)} s: ${Math.round(rate).toLocaleString('en-US')} records/s`);
+  return rate;
+}
+
+async function ours(sim, stream, mode) {
+  const producer = await Producer.create(sim.options(stream, { recordMaxBufferedTime: 50 }));
+  const records = workload();
+  const rate = await timed(`kpl-rs ${mode}`, async () => {
+    if (mode === 'putMany') {
+      const results = await producer.putMany(records);
+      if (results.length !== N) throw new Error('missing results');
+    } else {
+      const results = await Promise.all(records.map((r) => producer.put(r)));
+      if (results.length !== N) throw new Error('missing results');
+    }
+  });
+  await producer.close();
+  return rate;
+}
+
+/** aws-kinesis-agg's aggregate() + PutRecords batches (<= 500 records, <= 5 MiB), 4 requests in flight. */
+async function baseline(sim, stream) {
+  const client = kinesisClient(sim.endpoint);
+  const records = workload();
+  const rate = await timed('aws-kinesis-agg + @aws-sdk/client-kinesis', async () => {
+    const encoded = await new Promise((res, rej) => {
+      const out = [];
+      agg.aggregate(records, (e, done) => { out.push(e); done(); }, () => res(out), (err) => rej(err));
+    });
+    const batches = [];
+    let batch = [];
+    let bytes = 0;
+    for (const e of encoded) {
+      const size = e.data.length + Buffer.byteLength(e.partitionKey);
+      if (batch.length === 500 || bytes + size > 5 * 1024 * 1024) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push({ Data: e.data, PartitionKey: e.partitionKey, ExplicitHashKey: e.explicitHashKey });
+      bytes += size;
+    }
+    if (batch.length) batches.push(batch);
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const b = batches[next++];
+        const out = await client.send(new PutRecordsCommand({ StreamName: stream, Records: b }));
+        if (out.FailedRecordCount) throw new Error(`${out.FailedRecordCount} records failed`);
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+  });
+  client.destroy();
+  return rate;
+}
+
+const sim = await startSim(['bench:4'], ['--unlimited']);
+try {
+  console.log(`node ${process.version}; addon: ${flavor}; ${N} records of ${SIZE} bytes over ${KEYS} keys; kpl sim 4 shards, unlimited`);
+  const best = { putMany: 0, put: 0, baseline: 0 };
+  for (let run = 0; run < RUNS; run++) {
+    best.putMany = Math.max(best.putMany, await ours(sim, 'bench', 'putMany'));
+    best.put = Math.max(best.put, await ours(sim, 'bench', 'put'));
+    best.baseline = Math.max(best.baseline, await baseline(sim, 'bench'));
+  }
+  const fmt = (x) => Math.round(x).toLocaleString('en-US');
+  console.log(`best of ${RUNS}: putMany ${fmt(best.putMany)}/s (${(best.putMany / best.baseline).toFixed(1)}x), ` +
+    `put ${fmt(best.put)}/s (${(best.put / best.baseline).toFixed(1)}x), baseline ${fmt(best.baseline)}/s`);
+} finally {
+  sim.stop();
+}

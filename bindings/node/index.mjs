@@ -1,0 +1,24 @@
+// ESM entry point: the same module as index.js (CommonJS), re-exported.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const kpl = require('./index.js');
+
+export const {
+  Producer,
+  deaggregate,
+  KplError,
+  ValidationError,
+  ConfigError,
+  BufferFullError,
+  ThrottledError,
+  ExpiredError,
+  ServiceError,
+  TransportError,
+  ShutDownError,
+  CorruptRecordError,
+  OutsideShardRangeError,
+  UnexpectedError,
+  PutManyError,
+} = kpl;
+export default kpl;
