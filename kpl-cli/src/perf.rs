@@ -22,6 +22,9 @@ use crate::producer_args::ProducerArgs;
 /// `RateLimit` under `--unlimited`: 10,000x the shard limits.
 const UNLIMITED_RATE_PERCENT: u64 = 1_000_000;
 
+/// Records handed to the producer per `put_many_with` call.
+const PUT_CHUNK: u64 = 1000;
+
 /// Bytes of a payload taken by the run id and the record index.
 const PAYLOAD_HEADER: usize = 24;
 
@@ -255,27 +258,38 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
 
     let cpu_start = cpu_time();
     let started = Instant::now();
-    for i in 0..args.records {
+    let mut next = 0u64;
+    while next < args.records {
+        let mut count = PUT_CHUNK.min(args.records - next);
         if args.rate > 0 {
-            let due = started + Duration::from_secs_f64(i as f64 / args.rate as f64);
-            if due > Instant::now() {
-                tokio::time::sleep_until(due.into()).await;
+            // Pace by the offered rate: what is due by now, at least one.
+            let due = (started.elapsed().as_secs_f64() * args.rate as f64) as u64;
+            if due <= next {
+                let at = started + Duration::from_secs_f64((next + 1) as f64 / args.rate as f64);
+                tokio::time::sleep_until(at.into()).await;
+                continue;
             }
+            count = count.min(due - next);
         }
-        let record = UserRecord::new(
-            partition_key(i, args.partition_keys),
-            payload(run_id, i, args.record_size),
-        );
+        let base = next;
+        let records = (base..base + count).map(|i| {
+            UserRecord::new(
+                partition_key(i, args.partition_keys),
+                payload(run_id, i, args.record_size),
+            )
+        });
         let results = results.clone();
         let resolved = resolved.clone();
         let put_at = Instant::now();
         producer
-            .put_with(record, move |result| {
-                results.lock().record(i as usize, put_at.elapsed(), result);
+            .put_many_with(records, move |k, result| {
+                results
+                    .lock()
+                    .record((base + k as u64) as usize, put_at.elapsed(), result);
                 resolved.fetch_add(1, Relaxed);
             })
-            .await
-            .map_err(|e| format!("put {i} was refused: {e}"))?;
+            .await;
+        next += count;
     }
     producer.flush().await.map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
@@ -466,7 +480,10 @@ async fn check_stream(
     Ok(ok)
 }
 
-fn per_shard_rates(results: &Results, elapsed: Duration) -> std::collections::BTreeMap<String, f64> {
+fn per_shard_rates(
+    results: &Results,
+    elapsed: Duration,
+) -> std::collections::BTreeMap<String, f64> {
     let mut counts = vec![0u64; results.shard_ids.names.len()];
     for (shard, _, _) in results.positions.iter().flatten() {
         counts[*shard as usize] += 1;
@@ -524,7 +541,11 @@ fn print_report(report: &Report, results: &Results, json: bool) {
         .iter()
         .map(|(shard, rate)| format!("{shard} {rate:.0}"))
         .collect();
-    let _ = writeln!(out, "delivered records/s per shard: {}", per_shard.join(", "));
+    let _ = writeln!(
+        out,
+        "delivered records/s per shard: {}",
+        per_shard.join(", ")
+    );
     for (code, n) in &results.failures {
         let _ = writeln!(out, "  failed with {code}: {n}");
     }

@@ -38,10 +38,16 @@ const MIN_DRAIN_WAIT: Duration = Duration::from_millis(20);
 /// Commands handled per wake-up before timers and sends get a turn.
 const COMMAND_BATCH: usize = 4096;
 
+/// One callback for a batch of records, told each record's position.
+pub(crate) type IndexedCallback = Arc<dyn Fn(usize, Result<PutResult, Error>) + Send + Sync>;
+
 /// Where a record's result goes.
 pub(crate) enum Reply {
     Channel(oneshot::Sender<Result<PutResult, Error>>),
     Callback(Box<dyn FnOnce(Result<PutResult, Error>) + Send>),
+    /// A batch's shared callback and this record's position in the batch:
+    /// no allocation per record.
+    Indexed(IndexedCallback, usize),
 }
 
 impl Reply {
@@ -50,6 +56,7 @@ impl Reply {
             // The caller may have dropped its handle: nobody to tell.
             Reply::Channel(tx) => drop(tx.send(result)),
             Reply::Callback(f) => f(result),
+            Reply::Indexed(f, i) => f(i, result),
         }
     }
 }

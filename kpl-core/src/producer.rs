@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::engine::{Command, Engine, Pending, Reply, Shared};
+use crate::engine::{Command, Engine, IndexedCallback, Pending, Reply, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::metrics::{Metrics, Recorder};
 use crate::record::{PutResult, UserRecord};
@@ -226,27 +226,126 @@ impl Producer {
         records: impl IntoIterator<Item = UserRecord>,
     ) -> Vec<Result<PutHandle, Error>> {
         let mut out = Vec::new();
+        let refused = self
+            .submit_many(records, Some(self.put_timeout()), |_| {
+                let (tx, rx) = oneshot::channel();
+                out.push(Ok(PutHandle { rx }));
+                Reply::Channel(tx)
+            })
+            .await;
+        for (i, e) in refused {
+            out[i] = Err(e);
+        }
+        out
+    }
+
+    /// Puts many records, waiting for room as needed, with one callback for
+    /// all of them: it is called exactly once per record with the record's
+    /// position in `records` and its outcome, refusals (invalid records)
+    /// included. It runs on the pipeline task (or, for refusals, here):
+    /// keep it short. The cheapest way to put from a binding.
+    ///
+    /// ```no_run
+    /// # async fn example(producer: kpl_core::Producer) {
+    /// use kpl_core::UserRecord;
+    ///
+    /// let records = (0..1000).map(|i| UserRecord::new(format!("key-{i}"), vec![0u8; 100]));
+    /// producer
+    ///     .put_many_with(records, |index, outcome| {
+    ///         if let Err(e) = outcome {
+    ///             eprintln!("record {index}: {e}");
+    ///         }
+    ///     })
+    ///     .await;
+    /// # }
+    /// ```
+    pub async fn put_many_with<F>(&self, records: impl IntoIterator<Item = UserRecord>, callback: F)
+    where
+        F: Fn(usize, Result<PutResult, Error>) + Send + Sync + 'static,
+    {
+        self.put_many_indexed(records, Arc::new(callback), Some(self.put_timeout()))
+            .await
+    }
+
+    /// Like [`put_many_with`](Self::put_many_with) without waiting: records
+    /// that find the buffer full get a `BufferFull` error (with the record)
+    /// through the callback.
+    pub fn try_put_many_with<F>(&self, records: impl IntoIterator<Item = UserRecord>, callback: F)
+    where
+        F: Fn(usize, Result<PutResult, Error>) + Send + Sync + 'static,
+    {
+        let put = self.put_many_indexed(records, Arc::new(callback), None);
+        // Never waits, so it completes on its first poll.
+        futures::executor::block_on(put);
+    }
+
+    /// Like [`put_many_with`](Self::put_many_with) from synchronous code:
+    /// blocks while the buffer is full, each record at most `timeout`
+    /// (then `BufferFull` through the callback).
+    ///
+    /// # Panics
+    /// When called from inside an async runtime.
+    pub fn put_many_blocking_with<F>(
+        &self,
+        records: impl IntoIterator<Item = UserRecord>,
+        timeout: Option<Duration>,
+        callback: F,
+    ) where
+        F: Fn(usize, Result<PutResult, Error>) + Send + Sync + 'static,
+    {
+        let put = self.put_many_indexed(records, Arc::new(callback), Some(timeout));
+        self.inner.runtime.block_on(put);
+    }
+
+    async fn put_many_indexed(
+        &self,
+        records: impl IntoIterator<Item = UserRecord>,
+        callback: IndexedCallback,
+        wait: Option<Option<Duration>>,
+    ) {
+        let refused = self
+            .submit_many(records, wait, |i| Reply::Indexed(callback.clone(), i))
+            .await;
+        for (i, e) in refused {
+            callback(i, Err(e));
+        }
+    }
+
+    /// Admits records in chunks, one command per chunk. `wait`: `None`
+    /// never waits, `Some(timeout)` waits for room (at most `timeout` per
+    /// record). Returns the refused records' positions and errors.
+    async fn submit_many(
+        &self,
+        records: impl IntoIterator<Item = UserRecord>,
+        wait: Option<Option<Duration>>,
+        mut reply_for: impl FnMut(usize) -> Reply,
+    ) -> Vec<(usize, Error)> {
+        let mut refused = Vec::new();
         let mut chunk = Vec::with_capacity(PUT_MANY_CHUNK);
-        for record in records {
-            let (tx, rx) = oneshot::channel();
-            let admitted = match self.admit(record, Reply::Channel(tx)) {
-                Ok(p) => p,
+        for (i, record) in records.into_iter().enumerate() {
+            let admitted = match self.admit(record, reply_for(i)) {
+                Ok(a) => a,
                 Err(e) => {
-                    out.push(Err(e));
+                    refused.push((i, e));
                     continue;
                 }
             };
             let size = admitted.record.size();
             if !self.try_reserve(size) {
-                // About to wait: let the engine work on what we have.
-                self.send(Command::PutMany(std::mem::take(&mut chunk)));
-                if let Err(e) = self.reserve(size).await {
-                    out.push(Err(e.with_record(admitted.record)));
+                // About to wait (or give up): let the engine work on what we have.
+                if !chunk.is_empty() {
+                    self.send(Command::PutMany(std::mem::take(&mut chunk)));
+                }
+                let reserved = match wait {
+                    None => Err(buffer_full()),
+                    Some(timeout) => self.reserve_within(size, timeout).await,
+                };
+                if let Err(e) = reserved {
+                    refused.push((i, e.with_record(admitted.record)));
                     continue;
                 }
             }
             chunk.push(self.arrived(admitted, size));
-            out.push(Ok(PutHandle { rx }));
             if chunk.len() >= PUT_MANY_CHUNK {
                 self.send(Command::PutMany(std::mem::take(&mut chunk)));
             }
@@ -254,7 +353,7 @@ impl Producer {
         if !chunk.is_empty() {
             self.send(Command::PutMany(chunk));
         }
-        out
+        refused
     }
 
     /// Sends everything buffered now, without waiting for
@@ -372,12 +471,7 @@ impl Producer {
     async fn submit(&self, record: UserRecord, reply: Reply) -> Result<(), Error> {
         let p = self.admit(record, reply)?;
         let size = p.record.size();
-        let reserved = match self.inner.config.user_record_timeout {
-            t if t.is_zero() => self.reserve(size).await,
-            t => tokio::time::timeout(t, self.reserve(size))
-                .await
-                .unwrap_or_else(|_| Err(buffer_full())),
-        };
+        let reserved = self.reserve_within(size, self.put_timeout()).await;
         if let Err(e) = reserved {
             return Err(e.with_record(p.record));
         }
@@ -404,20 +498,22 @@ impl Producer {
         let p = self.admit(record, reply)?;
         let size = p.record.size();
         if !self.try_reserve(size) {
-            let reserved = self.inner.runtime.block_on(async {
-                match timeout {
-                    None => self.reserve(size).await,
-                    Some(t) => tokio::time::timeout(t, self.reserve(size))
-                        .await
-                        .unwrap_or_else(|_| Err(buffer_full())),
-                }
-            });
+            let reserved = self
+                .inner
+                .runtime
+                .block_on(self.reserve_within(size, timeout));
             if let Err(e) = reserved {
                 return Err(e.with_record(p.record));
             }
         }
         self.send(Command::Put(self.arrived(p, size)));
         Ok(())
+    }
+
+    /// `UserRecordTimeoutInMillis` as a wait limit (0: none).
+    fn put_timeout(&self) -> Option<Duration> {
+        let t = self.inner.config.user_record_timeout;
+        (!t.is_zero()).then_some(t)
     }
 
     fn try_reserve(&self, size: usize) -> bool {
@@ -432,6 +528,16 @@ impl Producer {
                 true
             }
             Err(_) => false,
+        }
+    }
+
+    /// Waits for room, at most `timeout` (`None`: as long as it takes).
+    async fn reserve_within(&self, size: usize, timeout: Option<Duration>) -> Result<(), Error> {
+        match timeout {
+            None => self.reserve(size).await,
+            Some(t) => tokio::time::timeout(t, self.reserve(size))
+                .await
+                .unwrap_or_else(|_| Err(buffer_full())),
         }
     }
 

@@ -452,3 +452,95 @@ async fn an_unknown_stream_fails_records_at_once() {
     producer.shutdown(WAIT).await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_callbacks_fire_once_per_record_refusals_included() {
+    use std::sync::Mutex;
+    let sim = sim(&[("batch", 2)]).await;
+    let producer = producer(config(&sim.endpoint()).stream("batch")).await;
+    let seen = std::sync::Arc::new(Mutex::new(
+        (0..1000).map(|_| Vec::new()).collect::<Vec<_>>(),
+    ));
+    let records = (0..1000).map(|i| {
+        // Every 100th record is invalid: an empty partition key.
+        let key = if i % 100 == 0 {
+            String::new()
+        } else {
+            format!("k{i}")
+        };
+        UserRecord::new(key, payload(i))
+    });
+    let sink = seen.clone();
+    producer
+        .put_many_with(records, move |i, outcome| {
+            sink.lock().unwrap()[i].push(outcome)
+        })
+        .await;
+    producer.flush().await.unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    for (i, outcomes) in seen.into_iter().enumerate() {
+        assert_eq!(
+            outcomes.len(),
+            1,
+            "record {i} got {} outcomes",
+            outcomes.len()
+        );
+        match &outcomes[0] {
+            Ok(r) => assert!(i % 100 != 0 && r.shard_id().starts_with("shardId-")),
+            Err(e) => {
+                assert_eq!(i % 100, 0, "record {i}: {e}");
+                assert_eq!(e.kind(), ErrorKind::InvalidRecord);
+                assert_eq!(e.record().unwrap().data(), &payload(i));
+            }
+        }
+    }
+    producer.shutdown(WAIT).await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_put_many_hands_back_what_does_not_fit() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sim = Sim::start(
+        SimConfig::default()
+            .unlimited()
+            .stream("tight", 1)
+            .faults(Faults {
+                latency: Duration::from_millis(300),
+                ..Faults::none()
+            }),
+    )
+    .await
+    .unwrap();
+    let producer = producer(
+        config(&sim.endpoint())
+            .stream("tight")
+            .max_buffered(20, 1 << 20),
+    )
+    .await;
+    let (ok, full) = (
+        std::sync::Arc::new(AtomicUsize::new(0)),
+        std::sync::Arc::new(AtomicUsize::new(0)),
+    );
+    let (ok2, full2) = (ok.clone(), full.clone());
+    producer.try_put_many_with(
+        (0..50).map(|i| UserRecord::new(format!("k{i}"), payload(i))),
+        move |_, outcome| match outcome {
+            Ok(_) => drop(ok2.fetch_add(1, Ordering::SeqCst)),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::BufferFull);
+                assert!(e.record().is_some());
+                full2.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+    );
+    assert_eq!(
+        full.load(Ordering::SeqCst),
+        30,
+        "refused at once, not later"
+    );
+    producer.flush().await.unwrap();
+    assert_eq!(ok.load(Ordering::SeqCst), 20);
+    producer.shutdown(WAIT).await.unwrap();
+    sim.shutdown().await;
+}
