@@ -20,7 +20,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export KPL_BIN="${KPL_BIN:-$TARGET_DIR/debug/kpl}"
 VENV="$ROOT/.venv"
 
-ALL_STEPS=(lint build rust python node node_binding)
+ALL_STEPS=(lint build rust python node c node_binding)
 FAILED=()
 PASSED=()
 
@@ -123,6 +123,27 @@ step_node_binding() {
     fi
     (cd "$dir" && npx tsc --noEmit -p .)
     (cd "$dir" && node --test test/*.test.mjs)
+}
+
+step_c() {
+    # The C ABI (kpl-ffi): header up to date, C tests against `kpl sim`
+    # plain and under AddressSanitizer (LeakSanitizer on), CMake examples.
+    local missing=() tool
+    for tool in cc make pkg-config cmake; do
+        command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "installing build tools (missing: ${missing[*]})"
+        local sudo=""
+        [[ $(id -u) -eq 0 ]] || sudo="sudo"
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq build-essential pkg-config cmake
+    fi
+    cargo build -p kpl-ffi -p kpl-cli --locked
+    cargo test -p kpl-ffi --locked
+    make -C tests/c TARGET_DIR="$TARGET_DIR" PROFILE=debug KPL_BIN="$KPL_BIN" test asan
+    cmake -S examples/c -B "$TARGET_DIR/kpl-c-examples-debug" -DKPL_LIB_DIR="$TARGET_DIR/debug" >/dev/null
+    cmake --build "$TARGET_DIR/kpl-c-examples-debug"
 }
 
 # ----------------------------------------------------------------- main --
