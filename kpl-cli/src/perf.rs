@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::Args;
 use hdrhistogram::Histogram;
-use kpl_core::{Error, Producer, PutResult, UserRecord};
+use kpl_core::{Config, Error, Producer, PutResult, UserRecord};
 use kpl_sim::{Sim, SimConfig};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -206,16 +206,18 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
             .endpoint(sim.endpoint())
             .region("us-east-1")
             .credentials(kpl_readback::TEST_ACCESS_KEY, kpl_readback::TEST_SECRET_KEY);
-    } else {
+    }
+    let config = builder.build().map_err(|e| e.to_string())?;
+    if sim.is_none() {
         kpl_readback::ensure_stream(
-            &sdk_client(&args.producer, &endpoint).await?,
+            &sdk_client(&config, &endpoint).await,
             &args.stream,
             args.shards,
         )
         .await?;
     }
-    let config = builder.build().map_err(|e| e.to_string())?;
     let aggregation = config.aggregation_enabled;
+    let config_for_read = config.clone();
     let producer = Producer::new(config).await.map_err(|e| e.to_string())?;
 
     if !args.json {
@@ -306,7 +308,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
     let verified = if verify {
         let client = match &sim {
             Some(sim) => kpl_readback::client(&sim.endpoint()),
-            None => sdk_client(&args.producer, &endpoint).await?,
+            None => sdk_client(&config_for_read, &endpoint).await,
         };
         if !args.json {
             eprintln!("verifying: reading {} back...", args.stream);
@@ -351,30 +353,33 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
     Ok(failed == 0 && verified != Some(false))
 }
 
-async fn sdk_client(
-    args: &ProducerArgs,
-    endpoint: &str,
-) -> Result<aws_sdk_kinesis::Client, String> {
-    // With an explicit endpoint, the default credential chain applies.
-    let mut loader = aws_config_loader(args);
-    loader = loader.endpoint_url(endpoint);
-    let config = loader.load().await;
-    Ok(aws_sdk_kinesis::Client::new(&config))
-}
-
-fn aws_config_loader(args: &ProducerArgs) -> aws_config::ConfigLoader {
+/// A plain SDK client for setting up and reading the stream, with the
+/// producer's own region and credentials (static ones if configured, else
+/// the default chain).
+async fn sdk_client(config: &Config, endpoint: &str) -> aws_sdk_kinesis::Client {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
-    loader = loader.region(aws_config::Region::new(
-        args.region
-            .clone()
-            .unwrap_or_else(|| "us-east-1".to_owned()),
-    ));
-    loader
+    let region = config
+        .region
+        .clone()
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .region(aws_config::Region::new(region))
+        .endpoint_url(endpoint);
+    if let Some(creds) = &config.credentials {
+        loader = loader.credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            creds.access_key_id.clone(),
+            creds.secret_access_key.clone(),
+            creds.session_token.clone(),
+            None,
+            "kpl-perf",
+        ));
+    }
+    aws_sdk_kinesis::Client::new(&loader.load().await)
 }
 
 fn spawn_progress(
