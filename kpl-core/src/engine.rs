@@ -799,6 +799,14 @@ impl Engine {
                     let delay = jitter(stream.request_backoff);
                     tracing::debug!(stream = %stream.name, %err, ?delay, "PutRecords failed; retrying");
                     self.retry(records, delay);
+                } else if retryable {
+                    for p in records {
+                        let err = Error::new(
+                            ErrorKind::ShutDown,
+                            format!("the producer shut down; the last attempt failed: {err}"),
+                        );
+                        self.fail(p, err);
+                    }
                 } else {
                     tracing::warn!(stream = %self.streams[s].name, %err, "PutRecords failed; failing its records");
                     for p in records {
@@ -832,12 +840,22 @@ impl Engine {
             }
             return;
         }
-        if is_retryable_code(code) && !self.aborting {
-            self.retry(records, Duration::ZERO);
-        } else {
+        if !is_retryable_code(code) {
             for p in records {
                 self.fail(p, Error::service(code, message));
             }
+        } else if self.aborting {
+            for p in records {
+                let err = Error::new(
+                    ErrorKind::ShutDown,
+                    format!(
+                        "the producer shut down; the last attempt failed with {code}: {message}"
+                    ),
+                );
+                self.fail(p, err);
+            }
+        } else {
+            self.retry(records, Duration::ZERO);
         }
     }
 

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use kpl_core::{ErrorKind, HashKey, PutResult, UserRecord};
-use kpl_sim::{Faults, Sim, SimConfig};
 
 async fn put_and_collect(
     producer: &kpl_core::Producer,
@@ -235,17 +234,7 @@ async fn aggregates_and_requests_respect_size_and_count_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_endpoint_makes_puts_wait_and_the_buffer_stays_bounded() {
-    let sim = Sim::start(
-        SimConfig::default()
-            .unlimited()
-            .stream("slow", 1)
-            .faults(Faults {
-                latency: Duration::from_millis(300),
-                ..Faults::none()
-            }),
-    )
-    .await
-    .unwrap();
+    let sim = slow_sim("slow", 1, Duration::from_millis(300)).await;
     let producer = producer(
         config(&sim.endpoint())
             .stream("slow")
@@ -314,17 +303,7 @@ async fn flush_sends_at_once_and_waits_for_every_result() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_delivers_what_is_in_flight_then_refuses_puts() {
-    let sim = Sim::start(
-        SimConfig::default()
-            .unlimited()
-            .stream("shut", 2)
-            .faults(Faults {
-                latency: Duration::from_millis(200),
-                ..Faults::none()
-            }),
-    )
-    .await
-    .unwrap();
+    let sim = slow_sim("shut", 2, Duration::from_millis(200)).await;
     let producer = producer(config(&sim.endpoint()).stream("shut")).await;
     let handles = producer
         .put_many((0..200).map(|i| UserRecord::new(format!("k{i}"), payload(i))))
@@ -343,17 +322,7 @@ async fn shutdown_delivers_what_is_in_flight_then_refuses_puts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_timeout_fails_unsent_records_with_shutdown() {
-    let sim = Sim::start(
-        SimConfig::default()
-            .unlimited()
-            .stream("stuck", 1)
-            .faults(Faults {
-                latency: Duration::from_millis(1500),
-                ..Faults::none()
-            }),
-    )
-    .await
-    .unwrap();
+    let sim = slow_sim("stuck", 1, Duration::from_millis(1500)).await;
     let producer = producer(
         config(&sim.endpoint())
             .stream("stuck")
@@ -501,17 +470,7 @@ async fn batch_callbacks_fire_once_per_record_refusals_included() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_put_many_hands_back_what_does_not_fit() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let sim = Sim::start(
-        SimConfig::default()
-            .unlimited()
-            .stream("tight", 1)
-            .faults(Faults {
-                latency: Duration::from_millis(300),
-                ..Faults::none()
-            }),
-    )
-    .await
-    .unwrap();
+    let sim = slow_sim("tight", 1, Duration::from_millis(300)).await;
     let producer = producer(
         config(&sim.endpoint())
             .stream("tight")

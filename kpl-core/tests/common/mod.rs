@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kpl_core::{Config, ConfigBuilder, Producer, PutResult};
-use kpl_sim::{Sim, SimConfig};
+use kpl_sim::{Faults, Sim, SimConfig};
 
 /// A simulator with the service's limits off and the given streams.
 pub async fn sim(streams: &[(&str, u32)]) -> Sim {
@@ -19,6 +19,22 @@ pub async fn sim(streams: &[(&str, u32)]) -> Sim {
     Sim::start(config)
         .await
         .expect("simulator starts on loopback")
+}
+
+/// A simulator with limits off that answers every request `latency` late.
+pub async fn slow_sim(stream: &str, shards: u32, latency: Duration) -> Sim {
+    let faults = Faults {
+        latency,
+        ..Faults::none()
+    };
+    Sim::start(
+        SimConfig::default()
+            .unlimited()
+            .stream(stream, shards)
+            .faults(faults),
+    )
+    .await
+    .expect("simulator starts on loopback")
 }
 
 /// Producer settings for a loopback endpoint.
