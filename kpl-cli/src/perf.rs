@@ -81,12 +81,26 @@ struct Results {
 
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<Arc<str>, u32>,
+    ids: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
     names: Vec<Arc<str>>,
+    /// The last name looked up: the records of one aggregate come one
+    /// after the other with the same shard id and sequence number.
+    last: Option<(Arc<str>, u32)>,
 }
 
 impl Interner {
     fn id(&mut self, name: &str) -> u32 {
+        if let Some((last, id)) = &self.last
+            && **last == *name
+        {
+            return *id;
+        }
+        let id = self.lookup(name);
+        self.last = Some((self.names[id as usize].clone(), id));
+        id
+    }
+
+    fn lookup(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.ids.get(name) {
             return id;
         }

@@ -26,7 +26,7 @@ use crate::error::{Error, ErrorKind, is_retryable_code};
 use crate::hash::HashKey;
 use crate::limiter::{ShardLimiter, jitter};
 use crate::metrics::Recorder;
-use crate::record::{Attempt, PutResult, UserRecord};
+use crate::record::{Attempt, Attempts, PutResult, UserRecord};
 use crate::shard_map::ShardMap;
 use crate::transport::{Entry, EntryOutcome, ShardInfo, Transport};
 
@@ -231,7 +231,7 @@ pub(crate) struct Engine {
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     streams: Vec<StreamState>,
-    stream_index: HashMap<Arc<str>, usize>,
+    stream_index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
     timers: BinaryHeap<Reverse<TimerEntry>>,
     timer_seq: u64,
     send_queue: VecDeque<(usize, Vec<Outbound>)>,
@@ -265,7 +265,7 @@ impl Engine {
             events_tx,
             events,
             streams: Vec::new(),
-            stream_index: HashMap::new(),
+            stream_index: HashMap::default(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
             send_queue: VecDeque::new(),
@@ -1002,7 +1002,7 @@ impl Engine {
                     .all(|p| (start..=end).contains(&p.hash_key.0))
             });
             if fits {
-                self.complete_delivered(ob.record, &shard_id, &sequence_number);
+                self.complete_delivered(ob.record, &shard_id, &sequence_number, None);
             } else {
                 tracing::warn!(
                     stream = %self.streams[s].name,
@@ -1072,43 +1072,63 @@ impl Engine {
 
     // ---- results ---------------------------------------------------------------------
 
+    /// Delivered on this attempt (`started`..`ended`).
     fn deliver(
         &mut self,
-        mut kr: KinesisRecord<Pending>,
+        kr: KinesisRecord<Pending>,
         shard_id: &Arc<str>,
         seq: &Arc<str>,
         started: Instant,
         ended: Instant,
     ) {
-        for p in &mut kr.records {
-            record_attempt(p, started, ended, None);
-        }
-        self.complete_delivered(kr, shard_id, seq);
+        self.complete_delivered(kr, shard_id, seq, Some((started, ended)));
     }
 
+    /// Resolves the records of a delivered Kinesis record. `attempt` is the
+    /// successful one when it is not yet in their lists.
     fn complete_delivered(
         &mut self,
         kr: KinesisRecord<Pending>,
         shard_id: &Arc<str>,
         seq: &Arc<str>,
+        attempt: Option<(Instant, Instant)>,
     ) {
         let aggregated = kr.is_aggregated();
-        for (i, p) in kr.records.into_iter().enumerate() {
+        let (mut count, mut bytes) = (0u64, 0usize);
+        let (mut buffering_sum, mut buffering_max) = (Duration::ZERO, Duration::ZERO);
+        for (i, mut p) in kr.records.into_iter().enumerate() {
+            let attempts = match attempt {
+                Some((started, ended)) => {
+                    let last = Attempt {
+                        delay: started.saturating_duration_since(p.last_attempt_end),
+                        duration: ended - started,
+                        error_code: None,
+                        error_message: None,
+                    };
+                    Attempts::from(std::mem::take(&mut p.attempts), last)
+                }
+                None => Attempts::Many(std::mem::take(&mut p.attempts)),
+            };
             let result = PutResult {
                 shard_id: shard_id.clone(),
                 sequence_number: seq.clone(),
                 sub_sequence_number: if aggregated { i as u64 } else { 0 },
                 aggregated,
-                attempts: p.attempts,
+                attempts,
             };
-            let size = p.record.size();
-            self.shared
-                .metrics
-                .user_record_done(true, self.clock.saturating_duration_since(p.arrival));
+            let buffering = self.clock.saturating_duration_since(p.arrival);
+            buffering_sum += buffering;
+            buffering_max = buffering_max.max(buffering);
+            count += 1;
+            bytes += p.record.size();
             p.reply.send(Ok(result));
             self.settle_record(p.epoch);
-            self.release_buffer(size);
         }
+        // Counters and buffer room once per Kinesis record, not per user record.
+        self.shared
+            .metrics
+            .user_records_done(true, count, buffering_sum, buffering_max);
+        self.release_buffer(count as usize, bytes);
         self.settle_epochs();
     }
 
@@ -1132,13 +1152,14 @@ impl Engine {
     fn fail(&mut self, p: Pending, err: Error) {
         let size = p.record.size();
         let epoch = p.epoch;
+        let buffering = self.clock.saturating_duration_since(p.arrival);
         self.shared
             .metrics
-            .user_record_done(false, self.clock.saturating_duration_since(p.arrival));
+            .user_records_done(false, 1, buffering, buffering);
         let err = err.with_record(p.record).with_attempts(p.attempts);
         p.reply.send(Err(err));
         self.settle_record(epoch);
-        self.release_buffer(size);
+        self.release_buffer(1, size);
         self.settle_epochs();
     }
 
@@ -1147,19 +1168,19 @@ impl Engine {
         let size = p.record.size();
         let err = err.with_record(p.record);
         p.reply.send(Err(err));
-        self.release_buffer(size);
+        self.release_buffer(1, size);
     }
 
     fn settle_record(&mut self, epoch: u64) {
         self.epochs[(epoch - self.epoch_base) as usize] -= 1;
     }
 
-    /// Gives a resolved record's room back to waiting puts.
-    fn release_buffer(&self, size: usize) {
-        self.shared.outstanding.fetch_sub(1, Relaxed);
-        self.shared.buffered_bytes.fetch_sub(size as u64, Relaxed);
-        self.shared.record_permits.add_permits(1);
-        self.shared.byte_permits.add_permits(size);
+    /// Gives resolved records' room back to waiting puts.
+    fn release_buffer(&self, records: usize, bytes: usize) {
+        self.shared.outstanding.fetch_sub(records as u64, Relaxed);
+        self.shared.buffered_bytes.fetch_sub(bytes as u64, Relaxed);
+        self.shared.record_permits.add_permits(records);
+        self.shared.byte_permits.add_permits(bytes);
     }
 
     /// Drops finished epochs and wakes the flushes waiting on them.

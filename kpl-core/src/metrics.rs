@@ -37,15 +37,23 @@ impl Recorder {
         self.user_records_received.fetch_add(n, Relaxed);
     }
 
-    pub fn user_record_done(&self, ok: bool, buffering: Duration) {
+    /// `count` user records resolved, their buffering times summed and the longest.
+    pub fn user_records_done(
+        &self,
+        ok: bool,
+        count: u64,
+        buffering_sum: Duration,
+        buffering_max: Duration,
+    ) {
         if ok {
-            self.user_records_put.fetch_add(1, Relaxed);
+            self.user_records_put.fetch_add(count, Relaxed);
         } else {
-            self.user_records_failed.fetch_add(1, Relaxed);
+            self.user_records_failed.fetch_add(count, Relaxed);
         }
-        let us = micros(buffering);
-        self.buffering_time_us.fetch_add(us, Relaxed);
-        self.buffering_time_max_us.fetch_max(us, Relaxed);
+        self.buffering_time_us
+            .fetch_add(micros(buffering_sum), Relaxed);
+        self.buffering_time_max_us
+            .fetch_max(micros(buffering_max), Relaxed);
     }
 
     pub fn expired(&self) {

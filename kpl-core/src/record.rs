@@ -186,7 +186,34 @@ pub struct PutResult {
     pub(crate) sequence_number: Arc<str>,
     pub(crate) sub_sequence_number: u64,
     pub(crate) aggregated: bool,
-    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) attempts: Attempts,
+}
+
+/// A record's attempts. Most records go through on their first try, so one
+/// attempt is held inline: no allocation per delivered record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Attempts {
+    One(Attempt),
+    Many(Vec<Attempt>),
+}
+
+impl Attempts {
+    /// The earlier attempts plus the last one.
+    pub(crate) fn from(mut earlier: Vec<Attempt>, last: Attempt) -> Attempts {
+        if earlier.is_empty() {
+            Attempts::One(last)
+        } else {
+            earlier.push(last);
+            Attempts::Many(earlier)
+        }
+    }
+
+    fn as_slice(&self) -> &[Attempt] {
+        match self {
+            Attempts::One(a) => std::slice::from_ref(a),
+            Attempts::Many(v) => v,
+        }
+    }
 }
 
 impl PutResult {
@@ -212,7 +239,7 @@ impl PutResult {
 
     /// Every attempt made, the last one successful.
     pub fn attempts(&self) -> &[Attempt] {
-        &self.attempts
+        self.attempts.as_slice()
     }
 }
 
