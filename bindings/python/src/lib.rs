@@ -529,6 +529,10 @@ impl RecordFuture {
 
 impl RecordFuture {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        if self.state.slot.lock().result.is_some() {
+            // Resolved already: no need to give up the GIL.
+            return Ok(());
+        }
         let deadline = deadline(timeout)?;
         loop {
             let state = &self.state;

@@ -59,7 +59,7 @@ def _forget(native: NativeProducer) -> None:
 
 
 class _Base:
-    def __init__(self, *, properties: Optional[PathLike] = None, **settings: object) -> None:
+    def __init__(self, *, properties: Optional[PathLike] = None, **settings: Any) -> None:
         """Settings are the KPL's, by name in snake_case (``record_max_buffered_time=50``),
         or any spelling of it (``RecordMaxBufferedTime``); values are converted to text
         (durations in milliseconds; a ``timedelta`` works too). ``properties`` names a KPL
@@ -106,7 +106,7 @@ class Producer(_Base):
     """
 
     @classmethod
-    def from_properties(cls, path: PathLike, **overrides: object) -> "Producer":
+    def from_properties(cls, path: PathLike, **overrides: Any) -> "Producer":
         """A producer configured by a KPL properties file, then ``overrides``."""
         return cls(properties=path, **overrides)
 
@@ -178,7 +178,7 @@ class AsyncProducer(_Base):
     """
 
     @classmethod
-    def from_properties(cls, path: PathLike, **overrides: object) -> "AsyncProducer":
+    def from_properties(cls, path: PathLike, **overrides: Any) -> "AsyncProducer":
         return cls(properties=path, **overrides)
 
     async def put(
