@@ -44,7 +44,7 @@ def workload(n: int, size: int, keys: int) -> List[Tuple[str, bytes]]:
 
 
 def ours_put_many(endpoint: str, records: List[Tuple[str, bytes]]) -> float:
-    settings = dict(stream_name="ours-many", kinesis_endpoint=endpoint, region="us-east-1", rate_limit=RATE_LIMIT, **CREDENTIALS)
+    settings: Dict[str, Any] = dict(stream_name="ours-many", kinesis_endpoint=endpoint, region="us-east-1", rate_limit=RATE_LIMIT, **CREDENTIALS)
     with kpl.Producer(**settings) as producer:
         producer.put("warm-up", b"x").result()
         start = time.perf_counter()
@@ -60,7 +60,7 @@ def ours_put_many(endpoint: str, records: List[Tuple[str, bytes]]) -> float:
 
 
 def ours_put(endpoint: str, records: List[Tuple[str, bytes]]) -> float:
-    settings = dict(stream_name="ours-put", kinesis_endpoint=endpoint, region="us-east-1", rate_limit=RATE_LIMIT, **CREDENTIALS)
+    settings: Dict[str, Any] = dict(stream_name="ours-put", kinesis_endpoint=endpoint, region="us-east-1", rate_limit=RATE_LIMIT, **CREDENTIALS)
     with kpl.Producer(**settings) as producer:
         producer.put("warm-up", b"x").result()
         start = time.perf_counter()

@@ -59,11 +59,13 @@ def _forget(native: NativeProducer) -> None:
 
 
 class _Base:
-    def __init__(self, *, properties: Optional[PathLike] = None, **settings: Any) -> None:
+    def __init__(self, **settings: Any) -> None:
         """Settings are the KPL's, by name in snake_case (``record_max_buffered_time=50``),
         or any spelling of it (``RecordMaxBufferedTime``); values are converted to text
-        (durations in milliseconds; a ``timedelta`` works too). ``properties`` names a KPL
-        properties file read first; keyword settings override it."""
+        (durations in milliseconds; a ``timedelta`` works too); None values are skipped."""
+        self._setup(None, settings)
+
+    def _setup(self, properties: Optional[PathLike], settings: Mapping[str, Any]) -> None:
         self._native = _native(properties, settings)
         self._pid = os.getpid()
         self._closed = False
@@ -108,7 +110,9 @@ class Producer(_Base):
     @classmethod
     def from_properties(cls, path: PathLike, **overrides: Any) -> "Producer":
         """A producer configured by a KPL properties file, then ``overrides``."""
-        return cls(properties=path, **overrides)
+        producer = cls.__new__(cls)
+        producer._setup(path, overrides)
+        return producer
 
     def put(
         self,
@@ -179,7 +183,10 @@ class AsyncProducer(_Base):
 
     @classmethod
     def from_properties(cls, path: PathLike, **overrides: Any) -> "AsyncProducer":
-        return cls(properties=path, **overrides)
+        """A producer configured by a KPL properties file, then ``overrides``."""
+        producer = cls.__new__(cls)
+        producer._setup(path, overrides)
+        return producer
 
     async def put(
         self,
