@@ -7,6 +7,7 @@ from typing import Any
 
 import kpl
 import pytest
+import aws_kinesis_agg.aggregator  # noqa: F401  (puts its generated modules on sys.path)
 from aws_kinesis_agg import messages_pb2 as kpl_pb2
 from conftest import Sim
 
@@ -84,13 +85,16 @@ def test_shut_down(sim: Sim) -> None:
         producer.put_many([("k", b"v")])
 
 
-def test_transport_error(sim: Sim) -> None:
-    # Nothing listens on port 9: every request fails to connect.
-    settings = sim.config("main", kinesis_endpoint="http://127.0.0.1:9", record_ttl=3000)
+def test_connection_failures_end_in_expired_with_their_attempts(sim: Sim) -> None:
+    # Nothing listens on port 9. kpl-core retries connection failures
+    # until RecordTtl, so the record fails as ExpiredError (not
+    # TransportError), its attempts telling why.
+    settings = sim.config("main", kinesis_endpoint="http://127.0.0.1:9", record_ttl=1500)
     with kpl.Producer(**settings) as producer:
         error = producer.put("k", b"v").exception(timeout=30)
-    assert isinstance(error, (kpl.TransportError, kpl.ExpiredError)), error
-    assert error.attempts or isinstance(error, kpl.TransportError)
+    assert isinstance(error, kpl.ExpiredError), error
+    assert error.attempts and error.attempts[-1].error_code == "ConnectionError"
+    assert not error.attempts[-1].success
 
 
 def test_buffer_full_async(slow_sim: Any) -> None:
@@ -124,3 +128,19 @@ def test_corrupt_record() -> None:
     record = {"PartitionKey": "a", "Data": _aggregate(agg.SerializeToString()), "SequenceNumber": "1"}
     with pytest.raises(kpl.CorruptRecordError):
         kpl.deaggregate(record)
+
+
+def test_throttled(sim: Sim) -> None:
+    # No aggregation, our own rate limit far above the shard's 1000
+    # records/s, and no retries of throttled records.
+    stream = sim.new_stream(1)
+    settings = sim.config(
+        stream, aggregation_enabled=False, fail_if_throttled=True, rate_limit=100_000
+    )
+    with kpl.Producer(**settings) as producer:
+        futures = producer.put_many([(f"t{i}", b"x") for i in range(4000)])
+        errors = [f.exception(timeout=60) for f in futures]
+    throttled = [e for e in errors if e is not None]
+    assert throttled, "the shard's limit was hit"
+    assert all(isinstance(e, kpl.ThrottledError) for e in throttled), throttled[0]
+    assert throttled[0].attempts[-1].error_code == "ProvisionedThroughputExceededException"
