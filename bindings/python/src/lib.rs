@@ -691,6 +691,23 @@ impl Drop for NativeProducer {
 
 type Callback = Box<dyn FnOnce(Result<PutResult, Error>) + Send + 'static>;
 
+/// Why a put did not go in.
+enum PutFailed {
+    /// kpl-core refused the record (it is handed back in the error).
+    Record(Error),
+    /// A signal handler raised (Ctrl-C) while the put waited for room.
+    Interrupted(PyErr),
+}
+
+impl PutFailed {
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            PutFailed::Record(e) => to_py_err(py, &e),
+            PutFailed::Interrupted(e) => e,
+        }
+    }
+}
+
 impl NativeProducer {
     fn check_process(&self) -> PyResult<()> {
         if self.pid != std::process::id() {
@@ -710,13 +727,13 @@ impl NativeProducer {
         record: UserRecord,
         timeout: Option<Duration>,
         make_callback: &(dyn Fn() -> Callback + Sync),
-    ) -> PyResult<()> {
+    ) -> Result<(), PutFailed> {
         let record = match self.producer.try_put_with(record, make_callback()) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::BufferFull => {
                 e.into_record().expect("BufferFull hands the record back")
             }
-            Err(e) => return Err(to_py_err(py, &e)),
+            Err(e) => return Err(PutFailed::Record(e)),
         };
         let deadline = timeout.or(self.put_timeout).map(|t| Instant::now() + t);
         let mut record = Some(record);
@@ -733,9 +750,9 @@ impl NativeProducer {
                         && deadline.is_none_or(|d| Instant::now() < d) =>
                 {
                     record = e.into_record();
-                    py.check_signals()?;
+                    py.check_signals().map_err(PutFailed::Interrupted)?;
                 }
-                Err(e) => return Err(to_py_err(py, &e)),
+                Err(e) => return Err(PutFailed::Record(e)),
             }
         }
     }
@@ -891,6 +908,7 @@ impl NativeProducer {
             })
         };
         self.put_sync(py, record, seconds(timeout)?, &make)
+            .map_err(|e| e.into_py(py))
     }
 
     /// Puts many records; one RecordFuture per record, in order. Records
@@ -921,14 +939,14 @@ impl NativeProducer {
                 let deliver = deliver.clone();
                 Box::new(move |result| state.complete(result, &deliver))
             };
-            if let Err(e) = self.put_sync(py, record, timeout, &make) {
+            match self.put_sync(py, record, timeout, &make) {
+                Ok(()) => {}
                 // Fail this record's future, keep going with the others.
-                if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
-                    return Err(e);
+                Err(PutFailed::Record(e)) => {
+                    let fut = futures.last().expect("pushed above").get();
+                    fut.state.slot.lock().result = Some(Err(e));
                 }
-                let exc = e.into_value(py);
-                let fut = futures.last().expect("pushed above").get();
-                fut.state.slot.lock().result = Some(Err(error_from_exception(py, exc.bind(py))));
+                Err(PutFailed::Interrupted(e)) => return Err(e),
             }
         }
         Ok(futures)
@@ -1052,38 +1070,6 @@ fn async_callback(
             result,
         ));
     })
-}
-
-/// Rebuilds a kpl-core error from a KplError raised while putting (for
-/// futures of put_many): the kind, message and record.
-fn error_from_exception(_py: Python<'_>, exc: &Bound<'_, PyAny>) -> Error {
-    let get = |name: &str| exc.getattr(name).ok().filter(|v| !v.is_none());
-    let kind = match get("kind")
-        .and_then(|k| k.extract::<String>().ok())
-        .as_deref()
-    {
-        Some("InvalidRecord") => ErrorKind::InvalidRecord,
-        Some("BufferFull") => ErrorKind::BufferFull,
-        Some("ShutDown") => ErrorKind::ShutDown,
-        _ => ErrorKind::Unexpected,
-    };
-    let message = get("message")
-        .and_then(|m| m.extract::<String>().ok())
-        .unwrap_or_else(|| exc.str().map(|s| s.to_string()).unwrap_or_default());
-    let mut error = Error::new(kind, message);
-    let key = get("partition_key").and_then(|k| k.extract::<String>().ok());
-    let data = get("data").and_then(|d| d.extract::<Vec<u8>>().ok());
-    if let (Some(key), Some(data)) = (key, data) {
-        let mut record = UserRecord::new(key, data);
-        if let Some(s) = get("stream").and_then(|s| s.extract::<String>().ok()) {
-            record = record.with_stream(s);
-        }
-        if let Some(k) = get("explicit_hash_key").and_then(|k| k.extract::<String>().ok()) {
-            record = record.with_explicit_hash_key(k);
-        }
-        error = error.with_record(record);
-    }
-    error
 }
 
 // ----------------------------------------------------------- deaggregate --

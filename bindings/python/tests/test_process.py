@@ -67,3 +67,27 @@ def test_fifty_interpreter_runs_exit_cleanly_and_flush(sim: Sim) -> None:
     # Buffered for 2 s, the records were flushed by the exit hook.
     got = with_ours(sim.read_all(stream))
     assert sorted(int(d) for (k, d) in got.elements()) == list(range(50))
+
+
+def test_exit_with_open_async_producer_and_pending_futures(sim: Sim) -> None:
+    # The loop is closed before the exit hook delivers the results: they
+    # are dropped quietly, the records still go out, the process exits 0.
+    stream = sim.new_stream(1)
+    settings = sim.config(stream, record_max_buffered_time=2000)
+    script = textwrap.dedent(
+        f"""
+        import asyncio, kpl
+        async def main():
+            p = kpl.AsyncProducer(**{settings!r})
+            await p.put_many([("async-exit", b"%d" % i) for i in range(100)])
+        asyncio.run(main())
+        """
+    )
+    for _ in range(5):
+        proc = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr and "panick" not in proc.stderr, proc.stderr
+    got = with_ours(sim.read_all(stream))
+    assert sum(got.values()) == 500
