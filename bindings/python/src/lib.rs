@@ -4,11 +4,11 @@
 //! never see this module directly.
 //!
 //! Threads:
-//! - one tokio runtime per process ([`runtime`]) runs every producer's
+//! - one tokio runtime per process (`env()`) runs every producer's
 //!   pipeline; it is made again in a child after `fork`, and shut down by
 //!   the `atexit` hook before the interpreter finalizes.
 //! - kpl-core's result callbacks run on the pipeline task and never take the
-//!   GIL: they complete a Rust-side [`RecordFuture`] in place, or send the
+//!   GIL: they complete a Rust-side `RecordFuture` in place, or send the
 //!   result over a channel to one delivery thread, which takes the GIL once
 //!   per batch to resolve `concurrent.futures.Future`s and (through
 //!   `loop.call_soon_threadsafe`, once per loop and batch) asyncio futures.
