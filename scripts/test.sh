@@ -71,7 +71,7 @@ step_python_binding() {
     # The simulator the tests start (KPL_BIN).
     [[ -x "$KPL_BIN" ]] || cargo build -p kpl-cli
     "$VENV/bin/python" -m mypy --config-file bindings/python/mypy.ini \
-        bindings/python/tests examples/python bindings/python/bench
+        bindings/python/python/kpl bindings/python/tests examples/python bindings/python/bench
     "$VENV/bin/python" -m pytest bindings/python/tests -p no:cacheprovider
 }
 
