@@ -20,7 +20,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export KPL_BIN="${KPL_BIN:-$TARGET_DIR/debug/kpl}"
 VENV="$ROOT/.venv"
 
-ALL_STEPS=(lint build rust python node c node_binding)
+ALL_STEPS=(lint build rust python node c python_binding node_binding)
 FAILED=()
 PASSED=()
 
@@ -84,6 +84,18 @@ setup_python() {
 step_python() {
     setup_python
     "$VENV/bin/python" -m pytest tests/python -p no:cacheprovider
+}
+
+step_python_binding() {
+    setup_python
+    # The native module in the dev profile, in the shared target dir.
+    CARGO_TARGET_DIR="$TARGET_DIR" "$VENV/bin/maturin" develop --quiet \
+        -m bindings/python/Cargo.toml --profile dev
+    # The simulator the tests start (KPL_BIN).
+    [[ -x "$KPL_BIN" ]] || cargo build -p kpl-cli
+    "$VENV/bin/python" -m mypy --config-file bindings/python/mypy.ini \
+        bindings/python/python/kpl bindings/python/tests examples/python bindings/python/bench
+    "$VENV/bin/python" -m pytest bindings/python/tests -p no:cacheprovider
 }
 
 setup_node() {

@@ -2,7 +2,8 @@
 # C put throughput beside Rust's, same run, same workload: RECORDS records
 # of 100 bytes over 1000 partition keys, 4 shards, aggregation on, against
 # one `kpl sim --unlimited` subprocess (a fresh stream each). The Rust figure
-# is `kpl perf` (put + callback per record, the same loop bench.c runs).
+# is `kpl perf` (batches of puts with a callback per record). Both lift the
+# producer's per-shard rate limiter (RateLimit), as the simulator's are off.
 #
 #   cargo build --release -p kpl-ffi -p kpl-cli
 #   examples/c/bench.sh [RECORDS]          (default 1000000)
@@ -34,7 +35,7 @@ c_rate="$(sed -n 's/.*= \([0-9]*\) records\/s.*/\1/p' <<<"$c_line")"
 
 rust_json="$(AWS_ACCESS_KEY_ID=AKIDLOCALTEST AWS_SECRET_ACCESS_KEY=local-test-secret AWS_REGION=us-east-1 \
     "$KPL_BIN" perf --records "$RECORDS" --record-size 100 --partition-keys 1000 --shards 4 \
-    --endpoint "$endpoint" --stream bench-rust --no-verify --json 2>/dev/null | tail -n1)"
+    --endpoint "$endpoint" --stream bench-rust --unlimited --no-verify --json 2>/dev/null | tail -n1)"
 rust_rate="$(sed -n 's/.*"records_per_sec":\([0-9]*\).*/\1/p' <<<"$rust_json")"
 rust_failed="$(sed -n 's/.*"failed":\([0-9]*\).*/\1/p' <<<"$rust_json")"
 echo "rust: $RECORDS records = $rust_rate records/s (failed $rust_failed)"
