@@ -924,15 +924,40 @@ impl NativeProducer {
         self.check_process()?;
         let records = records_from(records)?;
         let timeout = seconds(timeout)?;
-        let mut futures = Vec::with_capacity(records.len());
-        for record in records {
-            let state = Arc::new(FutureState::default());
-            futures.push(Py::new(
-                py,
-                RecordFuture {
-                    state: state.clone(),
-                },
-            )?);
+        let states: Arc<Vec<Arc<FutureState>>> = Arc::new(
+            (0..records.len())
+                .map(|_| Arc::new(FutureState::default()))
+                .collect(),
+        );
+        let futures = states
+            .iter()
+            .map(|state| {
+                Py::new(
+                    py,
+                    RecordFuture {
+                        state: state.clone(),
+                    },
+                )
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        // The whole batch in one call that never waits; what finds the
+        // buffer full comes back here and goes through the waiting path
+        // below, which stays responsive to Ctrl-C.
+        let no_room: Arc<Mutex<Vec<(usize, Error)>>> = Arc::default();
+        let callback = {
+            let (states, no_room, deliver) =
+                (states.clone(), no_room.clone(), self.env.deliver.clone());
+            move |i: usize, result: Result<PutResult, Error>| match result {
+                Err(e) if e.kind() == ErrorKind::BufferFull => no_room.lock().push((i, e)),
+                result => states[i].complete(result, &deliver),
+            }
+        };
+        let producer = &*self.producer;
+        py.allow_threads(|| producer.try_put_many_with(records, callback));
+        let no_room = std::mem::take(&mut *no_room.lock());
+        for (i, e) in no_room {
+            let record = e.into_record().expect("BufferFull hands the record back");
+            let state = states[i].clone();
             let deliver = self.env.deliver.clone();
             let make = move || -> Callback {
                 let state = state.clone();
@@ -942,10 +967,7 @@ impl NativeProducer {
             match self.put_sync(py, record, timeout, &make) {
                 Ok(()) => {}
                 // Fail this record's future, keep going with the others.
-                Err(PutFailed::Record(e)) => {
-                    let fut = futures.last().expect("pushed above").get();
-                    fut.state.slot.lock().result = Some(Err(e));
-                }
+                Err(PutFailed::Record(e)) => states[i].slot.lock().result = Some(Err(e)),
                 Err(PutFailed::Interrupted(e)) => return Err(e),
             }
         }
