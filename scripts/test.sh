@@ -125,7 +125,11 @@ step_node_binding() {
     local want
     want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
     if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        # npm 11 leaves other platforms' optional packages of optional
+        # dependencies (@napi-rs/cli's) out of the lock and then `npm ci`
+        # refuses it; `npm install` installs the locked versions all the same.
+        (cd "$dir" && { npm ci --no-audit --no-fund --loglevel=error ||
+            npm install --no-audit --no-fund --loglevel=error; })
         echo "$want" >"$stamp"
     fi
     (cd "$dir" && CARGO_TARGET_DIR="$TARGET_DIR" npx napi build --platform \
