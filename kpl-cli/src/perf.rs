@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
 use kpl_core::{Config, Error, Producer, PutResult, UserRecord};
@@ -38,7 +38,7 @@ pub struct PerfArgs {
     #[arg(long, default_value_t = 100)]
     record_size: usize,
     /// Distinct partition keys.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     partition_keys: u64,
     /// Shards of the stream, when it is created.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -165,13 +165,21 @@ struct Report {
     verified: Option<bool>,
 }
 
+/// Record `index`'s payload: run id and index in hex, then a filler letter.
+/// Built without formatting: the generator must not be what a run measures.
 fn payload(run: u32, index: u64, size: usize) -> Bytes {
-    let mut buf = BytesMut::with_capacity(size.max(PAYLOAD_HEADER));
-    buf.put_slice(format!("{run:08x}{index:016x}").as_bytes());
-    let fill = b'a' + (index % 26) as u8;
-    buf.resize(size.max(PAYLOAD_HEADER), fill);
-    buf.truncate(size.max(PAYLOAD_HEADER));
-    buf.freeze()
+    let mut buf = vec![b'a' + (index % 26) as u8; size.max(PAYLOAD_HEADER)];
+    write_hex(&mut buf[..8], u64::from(run));
+    write_hex(&mut buf[8..PAYLOAD_HEADER], index);
+    Bytes::from(buf)
+}
+
+/// Writes `value` as lowercase hex filling `out`, most significant digit first.
+fn write_hex(out: &mut [u8], mut value: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 fn partition_key(index: u64, keys: u64) -> String {
@@ -274,6 +282,9 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
 
     let cpu_start = cpu_time();
     let started = Instant::now();
+    let keys: Vec<String> = (0..args.partition_keys)
+        .map(|k| partition_key(k, args.partition_keys))
+        .collect();
     let mut next = 0u64;
     while next < args.records {
         let mut count = PUT_CHUNK.min(args.records - next);
@@ -290,7 +301,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         let base = next;
         let records = (base..base + count).map(|i| {
             UserRecord::new(
-                partition_key(i, args.partition_keys),
+                keys[(i % args.partition_keys) as usize].clone(),
                 payload(run_id, i, args.record_size),
             )
         });
