@@ -13,7 +13,7 @@ use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
 use kpl_core::{Config, Error, Producer, PutResult, UserRecord};
-use kpl_sim::{Sim, SimConfig};
+use kpl_sim::{Retention, Sim, SimConfig};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -201,7 +201,15 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
     };
 
     let sim = if embedded {
-        let mut config = SimConfig::default().stream(&args.stream, args.shards);
+        // Keep the whole run: the check reads every record back, and the
+        // simulator's default retention would trim a long run's first ones.
+        let run_bytes = args.records as usize * (args.record_size.max(PAYLOAD_HEADER) + 64);
+        let mut config = SimConfig::default()
+            .stream(&args.stream, args.shards)
+            .retention(Retention {
+                max_records_per_shard: Some(args.records as usize),
+                max_bytes_per_shard: Some(run_bytes),
+            });
         if args.unlimited {
             config = config.unlimited();
         }
