@@ -215,18 +215,30 @@ class Producer {
 
   _onResults(batch) {
     const { ids, indexes, groupOf, subSequenceNumbers, groups, failures } = batch;
-    for (const g of groups) Object.freeze(g.attempts); // shared by the group's records
+    const { attemptCounts, delaysMs, durationsMs, attemptErrors } = batch;
     const pending = this._pending;
     let lastId = -1;
     let entry;
+    let at = 0; // next attempt in delaysMs / durationsMs
+    let nextError = 0; // next entry of attemptErrors
     for (let i = 0; i < ids.length; i++) {
       const g = groups[groupOf[i]];
+      const count = attemptCounts[i];
+      const attempts = new Array(count);
+      for (let k = 0; k < count; k++, at++) {
+        let errorCode;
+        let errorMessage;
+        if (nextError < attemptErrors.length && attemptErrors[nextError].at === at) {
+          ({ errorCode, errorMessage } = attemptErrors[nextError++]);
+        }
+        attempts[k] = { delayMs: delaysMs[at], durationMs: durationsMs[at], errorCode, errorMessage };
+      }
       const result = {
         shardId: g.shardId,
         sequenceNumber: g.sequenceNumber,
         subSequenceNumber: subSequenceNumbers[i],
         aggregated: g.aggregated,
-        attempts: g.attempts,
+        attempts: Object.freeze(attempts),
       };
       const id = ids[i];
       if (id !== lastId) {

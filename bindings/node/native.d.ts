@@ -49,6 +49,13 @@ export declare class NativeProducer {
   config(): Record<string, string>
 }
 
+/** An attempt's error, for `ResultBatch::attempt_errors`. */
+export interface AttemptError {
+  at: number
+  errorCode?: string
+  errorMessage?: string
+}
+
 /** A record's attempt, as the KPL reports it. */
 export interface AttemptJs {
   delayMs: number
@@ -134,8 +141,30 @@ export interface ResultBatch {
   groupOf: Uint32Array
   /** Per delivered record, its sub-sequence number. */
   subSequenceNumbers: Float64Array
-  /** Shared parts of the results (`subSequenceNumber` is 0 here). */
-  groups: Array<PutResultJs>
+  /**
+   * Shared parts of the results: records of one Kinesis record share
+   * the strings.
+   */
+  groups: Array<ResultGroup>
+  /**
+   * Per delivered record, how many attempts it had; their times are
+   * consecutive in `delays_ms` / `durations_ms`.
+   */
+  attemptCounts: Uint32Array
+  delaysMs: Float64Array
+  durationsMs: Float64Array
+  /**
+   * The attempts (by position in `delays_ms`) that have an error code
+   * or message: few.
+   */
+  attemptErrors: Array<AttemptError>
   /** Records that failed. */
   failures: Array<Delivery>
+}
+
+/** The part of a PutResult that records of one Kinesis record share. */
+export interface ResultGroup {
+  shardId: string
+  sequenceNumber: string
+  aggregated: boolean
 }

@@ -102,16 +102,6 @@ fn attempts_js(attempts: &[Attempt]) -> Vec<AttemptJs> {
         .collect()
 }
 
-fn result_js(r: &PutResult) -> PutResultJs {
-    PutResultJs {
-        shard_id: r.shard_id().to_owned(),
-        sequence_number: r.sequence_number().to_owned(),
-        sub_sequence_number: r.sub_sequence_number() as f64,
-        aggregated: r.is_aggregated(),
-        attempts: attempts_js(r.attempts()),
-    }
-}
-
 fn err_info(e: KplError) -> ErrInfo {
     err_info_in(e, None)
 }
@@ -190,10 +180,35 @@ pub struct ResultBatch {
     pub group_of: Uint32Array,
     /// Per delivered record, its sub-sequence number.
     pub sub_sequence_numbers: Float64Array,
-    /// Shared parts of the results (`subSequenceNumber` is 0 here).
-    pub groups: Vec<PutResultJs>,
+    /// Shared parts of the results: records of one Kinesis record share
+    /// the strings.
+    pub groups: Vec<ResultGroup>,
+    /// Per delivered record, how many attempts it had; their times are
+    /// consecutive in `delays_ms` / `durations_ms`.
+    pub attempt_counts: Uint32Array,
+    pub delays_ms: Float64Array,
+    pub durations_ms: Float64Array,
+    /// The attempts (by position in `delays_ms`) that have an error code
+    /// or message: few.
+    pub attempt_errors: Vec<AttemptError>,
     /// Records that failed.
     pub failures: Vec<Delivery>,
+}
+
+/// The part of a PutResult that records of one Kinesis record share.
+#[napi(object)]
+pub struct ResultGroup {
+    pub shard_id: String,
+    pub sequence_number: String,
+    pub aggregated: bool,
+}
+
+/// An attempt's error, for `ResultBatch::attempt_errors`.
+#[napi(object)]
+pub struct AttemptError {
+    pub at: u32,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
 }
 
 fn drain(mailbox: &Mailbox) -> ResultBatch {
@@ -207,7 +222,11 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
     let mut indexes = Vec::with_capacity(batch.len());
     let mut group_of = Vec::with_capacity(batch.len());
     let mut subs = Vec::with_capacity(batch.len());
-    let mut groups: Vec<PutResultJs> = Vec::new();
+    let mut groups: Vec<ResultGroup> = Vec::new();
+    let mut attempt_counts = Vec::with_capacity(batch.len());
+    let mut delays = Vec::with_capacity(batch.len());
+    let mut durations = Vec::with_capacity(batch.len());
+    let mut attempt_errors = Vec::new();
     let mut last: Option<PutResult> = None;
     let mut failures = Vec::new();
     for (id, index, outcome) in batch {
@@ -216,12 +235,26 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
                 let same = last.as_ref().is_some_and(|l| {
                     l.sequence_number() == r.sequence_number()
                         && l.shard_id() == r.shard_id()
-                        && l.attempts() == r.attempts()
+                        && l.is_aggregated() == r.is_aggregated()
                 });
                 if !same {
-                    let mut g = result_js(&r);
-                    g.sub_sequence_number = 0.0;
-                    groups.push(g);
+                    groups.push(ResultGroup {
+                        shard_id: r.shard_id().to_owned(),
+                        sequence_number: r.sequence_number().to_owned(),
+                        aggregated: r.is_aggregated(),
+                    });
+                }
+                attempt_counts.push(r.attempts().len() as u32);
+                for a in r.attempts() {
+                    if a.error_code.is_some() || a.error_message.is_some() {
+                        attempt_errors.push(AttemptError {
+                            at: delays.len() as u32,
+                            error_code: a.error_code.clone(),
+                            error_message: a.error_message.clone(),
+                        });
+                    }
+                    delays.push(a.delay.as_secs_f64() * 1000.0);
+                    durations.push(a.duration.as_secs_f64() * 1000.0);
                 }
                 ids.push(id);
                 indexes.push(index);
@@ -243,6 +276,10 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
         group_of: Uint32Array::new(group_of),
         sub_sequence_numbers: Float64Array::new(subs),
         groups,
+        attempt_counts: Uint32Array::new(attempt_counts),
+        delays_ms: Float64Array::new(delays),
+        durations_ms: Float64Array::new(durations),
+        attempt_errors,
         failures,
     }
 }
