@@ -121,6 +121,9 @@ function unpack(record) {
 // -------------------------------------------------------------- producer --
 
 const kNative = Symbol('native');
+/** Records, and bytes of data, per native call of putMany. */
+const PUT_MANY_CHUNK = 4096;
+const PUT_MANY_CHUNK_BYTES = 4 * 1024 * 1024;
 const CREATE = Symbol('create');
 
 class Producer {
@@ -189,8 +192,8 @@ class Producer {
 
   // -- results --
 
-  _track(id, resolve, reject) {
-    this._pending.set(id, { resolve, reject });
+  _track(id, entry) {
+    this._pending.set(id, entry);
     if (this._keepAlive === null) {
       // While records are outstanding, keep the process alive until each
       // has its result (bounded by RecordTtl). Nothing else of ours holds
@@ -211,24 +214,65 @@ class Producer {
   }
 
   _onResults(batch) {
-    const { ids, groupOf, subSequenceNumbers, groups, failures } = batch;
-    for (const g of groups) Object.freeze(g.attempts); // shared by the group's records
+    const { ids, indexes, groupOf, subSequenceNumbers, groups, failures } = batch;
+    const { attemptCounts, delaysMs, durationsMs, attemptErrors } = batch;
+    const pending = this._pending;
+    let lastId = -1;
+    let entry;
+    let at = 0; // next attempt in delaysMs / durationsMs
+    let nextError = 0; // next entry of attemptErrors
     for (let i = 0; i < ids.length; i++) {
-      const entry = this._untrack(ids[i]);
-      if (entry === undefined) continue;
       const g = groups[groupOf[i]];
-      entry.resolve({
+      const count = attemptCounts[i];
+      const attempts = new Array(count);
+      for (let k = 0; k < count; k++, at++) {
+        let errorCode;
+        let errorMessage;
+        if (nextError < attemptErrors.length && attemptErrors[nextError].at === at) {
+          ({ errorCode, errorMessage } = attemptErrors[nextError++]);
+        }
+        attempts[k] = { delayMs: delaysMs[at], durationMs: durationsMs[at], errorCode, errorMessage };
+      }
+      const result = {
         shardId: g.shardId,
         sequenceNumber: g.sequenceNumber,
         subSequenceNumber: subSequenceNumbers[i],
         aggregated: g.aggregated,
-        attempts: g.attempts,
-      });
+        attempts: Object.freeze(attempts),
+      };
+      const id = ids[i];
+      if (id !== lastId) {
+        entry = pending.get(id);
+        lastId = id;
+      }
+      if (entry === undefined) continue;
+      if (entry.chunk === undefined) {
+        this._untrack(id);
+        entry.resolve(result);
+      } else {
+        this._chunkResult(id, entry, indexes[i], result, false);
+        if (entry.left === 0) entry = undefined;
+      }
     }
     for (const d of failures) {
-      const entry = this._untrack(d.id);
-      if (entry !== undefined) entry.reject(toError(d.error));
+      const e = pending.get(d.id);
+      if (e === undefined) continue;
+      if (e.chunk === undefined) {
+        this._untrack(d.id);
+        e.reject(toError(d.error));
+      } else {
+        this._chunkResult(d.id, e, d.index, toError(d.error), true);
+      }
     }
+  }
+
+  /** One record of a putMany chunk has its outcome. */
+  _chunkResult(id, entry, index, outcome, failed) {
+    const batch = entry.batch;
+    batch.results[entry.map === null ? entry.base + index : entry.map[index]] = outcome;
+    if (failed) batch.failed++;
+    if (--entry.left === 0) this._untrack(id);
+    if (--batch.left === 0) batch.settle();
   }
 
   _id() {
@@ -244,7 +288,7 @@ class Producer {
     const id = this._id();
     let resolve, reject;
     const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
-    this._track(id, resolve, reject);
+    this._track(id, { resolve, reject });
     const err = this._native.tryPut(id, fields[0], fields[1], fields[2], fields[3]);
     if (err) {
       this._untrack(id);
@@ -258,7 +302,7 @@ class Producer {
     const id = this._id();
     let resolve, reject;
     const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
-    this._track(id, resolve, reject);
+    this._track(id, { resolve, reject });
     const err = await this._native.putWait(id, fields[0], fields[1], fields[2], fields[3]);
     if (err) {
       this._untrack(id);
@@ -327,37 +371,72 @@ class Producer {
    */
   async putMany(records) {
     if (!Array.isArray(records)) throw new TypeError('putMany takes an array of records');
-    const promises = new Array(records.length);
-    for (let i = 0; i < records.length; i++) {
-      let fields;
-      try {
-        fields = unpack(records[i]);
-      } catch (e) {
-        promises[i] = Promise.reject(e);
-        continue;
-      }
-      if (this._native === null) await this._ready;
-      const r = this._tryPut(fields);
-      if (r.error === null) {
-        promises[i] = r.promise;
-      } else if (r.error.kind === 'BufferFull') {
+    const n = records.length;
+    if (n === 0) return [];
+    let resolve;
+    const done = new Promise((res) => { resolve = res; });
+    const batch = { results: new Array(n), left: n, failed: 0, settle: () => resolve() };
+    // The records go to the native side in chunks: one native call, one
+    // concatenated buffer and one pending entry per chunk, each record's
+    // outcome comes back by its index in the chunk.
+    let i = 0;
+    while (i < n) {
+      const base = i;
+      const keys = [];
+      const datas = [];
+      const offsets = [0];
+      let streams = null;
+      let ehks = null;
+      let map = null;
+      let bytes = 0;
+      for (; i < n && keys.length < PUT_MANY_CHUNK && bytes < PUT_MANY_CHUNK_BYTES; i++) {
+        let fields;
         try {
-          promises[i] = (await this._putWait(fields)).promise;
+          fields = unpack(records[i]);
         } catch (e) {
-          promises[i] = Promise.reject(e);
+          batch.results[i] = e;
+          batch.failed++;
+          batch.left--;
+          if (map === null) map = Array.from({ length: keys.length }, (_, k) => base + k);
+          continue;
         }
-      } else {
-        promises[i] = Promise.reject(toError(r.error));
+        const k = keys.length;
+        if (map !== null) map.push(i);
+        keys.push(fields[0]);
+        datas.push(fields[1]);
+        bytes += fields[1].byteLength;
+        offsets.push(bytes);
+        if (fields[2] !== undefined) {
+          if (streams === null) streams = new Array(k).fill(null);
+          streams.push(fields[2]);
+        } else if (streams !== null) {
+          streams.push(null);
+        }
+        if (fields[3] !== undefined) {
+          if (ehks === null) ehks = new Array(k).fill(null);
+          ehks.push(fields[3]);
+        } else if (ehks !== null) {
+          ehks.push(null);
+        }
       }
+      if (keys.length === 0) continue;
+      if (this._native === null) await this._ready;
+      const id = this._id();
+      this._track(id, { chunk: true, batch, base, map, left: keys.length });
+      const data = datas.length === 1 ? datas[0] : Buffer.concat(datas, bytes);
+      // Resolves once every record of the chunk was admitted (or refused):
+      // the next chunk waits for it, which keeps the order and gives
+      // backpressure.
+      await this._native.putMany(id, keys, data, Uint32Array.from(offsets),
+        streams ?? undefined, ehks ?? undefined);
     }
-    const settled = await Promise.allSettled(promises);
-    const errors = [];
-    const results = settled.map((s) => {
-      if (s.status === 'fulfilled') return s.value;
-      errors.push(s.reason);
-      return s.reason;
-    });
-    if (errors.length > 0) throw new PutManyError(results, errors);
+    if (batch.left > 0) await done;
+    const results = batch.results;
+    if (batch.failed > 0) {
+      const errors = [];
+      for (const r of results) if (r instanceof Error) errors.push(r);
+      throw new PutManyError(results, errors);
+    }
     return results;
   }
 

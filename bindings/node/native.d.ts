@@ -24,6 +24,17 @@ export declare class NativeProducer {
    */
   putWait(id: number, partitionKey: string, data: Uint8Array, streamName?: string | undefined | null, explicitHashKey?: string | undefined | null): Promise<ErrInfo | null>
   /**
+   * Puts a batch of records, waiting for buffer room as needed, with
+   * ONE result callback for all of them. Record `i` has partition key
+   * `keys[i]` and data `data[offsets[i]..offsets[i + 1]]` (the batch's
+   * data is copied once, and each record's data is a slice of it);
+   * `streams` / `explicit_hash_keys`, when given, hold one entry per
+   * record. Every record's outcome (refusals included) goes to the
+   * results callback under `id`, with the record's position as its
+   * index. Resolves once every record was admitted or refused.
+   */
+  putMany(id: number, keys: Array<string>, data: Uint8Array, offsets: Uint32Array, streams?: Array<string | undefined | null> | undefined | null, explicitHashKeys?: Array<string | undefined | null> | undefined | null): Promise<void>
+  /**
    * Sends everything buffered; resolves when every record put before
    * has its result. `null` or the error.
    */
@@ -36,6 +47,13 @@ export declare class NativeProducer {
   metrics(): Record<string, any>
   /** The effective configuration, as KPL names and text values. */
   config(): Record<string, string>
+}
+
+/** An attempt's error, for `ResultBatch::attempt_errors`. */
+export interface AttemptError {
+  at: number
+  errorCode?: string
+  errorMessage?: string
 }
 
 /** A record's attempt, as the KPL reports it. */
@@ -73,6 +91,8 @@ export interface DeaggregatedJs {
 /** One record's outcome, for the producer's result callback. */
 export interface Delivery {
   id: number
+  /** The record's position in its batch (0 for a single put). */
+  index: number
   result?: PutResultJs
   error?: ErrInfo
 }
@@ -113,14 +133,38 @@ export interface RecordJs {
  * (one `groups` entry); `index.js` builds each record's PutResult.
  */
 export interface ResultBatch {
-  /** Ids of the delivered records. */
+  /** Ids of the delivered records (a put's id, or a batch's). */
   ids: Uint32Array
+  /** Per delivered record, its position in its batch (0 for a put). */
+  indexes: Uint32Array
   /** Per delivered record, its index into `groups`. */
   groupOf: Uint32Array
   /** Per delivered record, its sub-sequence number. */
   subSequenceNumbers: Float64Array
-  /** Shared parts of the results (`subSequenceNumber` is 0 here). */
-  groups: Array<PutResultJs>
+  /**
+   * Shared parts of the results: records of one Kinesis record share
+   * the strings.
+   */
+  groups: Array<ResultGroup>
+  /**
+   * Per delivered record, how many attempts it had; their times are
+   * consecutive in `delays_ms` / `durations_ms`.
+   */
+  attemptCounts: Uint32Array
+  delaysMs: Float64Array
+  durationsMs: Float64Array
+  /**
+   * The attempts (by position in `delays_ms`) that have an error code
+   * or message: few.
+   */
+  attemptErrors: Array<AttemptError>
   /** Records that failed. */
   failures: Array<Delivery>
+}
+
+/** The part of a PutResult that records of one Kinesis record share. */
+export interface ResultGroup {
+  shardId: string
+  sequenceNumber: string
+  aggregated: boolean
 }

@@ -74,6 +74,8 @@ pub struct ErrInfo {
 #[napi(object)]
 pub struct Delivery {
     pub id: u32,
+    /// The record's position in its batch (0 for a single put).
+    pub index: u32,
     pub result: Option<PutResultJs>,
     pub error: Option<ErrInfo>,
 }
@@ -100,16 +102,6 @@ fn attempts_js(attempts: &[Attempt]) -> Vec<AttemptJs> {
         .collect()
 }
 
-fn result_js(r: &PutResult) -> PutResultJs {
-    PutResultJs {
-        shard_id: r.shard_id().to_owned(),
-        sequence_number: r.sequence_number().to_owned(),
-        sub_sequence_number: r.sub_sequence_number() as f64,
-        aggregated: r.is_aggregated(),
-        attempts: attempts_js(r.attempts()),
-    }
-}
-
 fn err_info(e: KplError) -> ErrInfo {
     err_info_in(e, None)
 }
@@ -133,10 +125,13 @@ fn err_info_in(e: KplError, default_stream: Option<&str>) -> ErrInfo {
     }
 }
 
+/// An outcome for the JS thread: `(id, index in the batch, outcome)`.
+type Posted = (u32, u32, Outcome);
+
 /// Results waiting for the JS thread, and whether a drain is scheduled.
 #[derive(Default)]
 struct Mailbox {
-    inner: Mutex<(Vec<(u32, Outcome)>, bool)>,
+    inner: Mutex<(Vec<Posted>, bool)>,
     default_stream: Mutex<Option<String>>,
 }
 
@@ -152,19 +147,22 @@ impl Shared {
     /// The result callback handed to kpl-core; runs on the pipeline task.
     fn deliver(self: &Arc<Self>, id: u32) -> impl FnOnce(Outcome) + Send + 'static {
         let shared = self.clone();
-        move |outcome| {
-            let wake = {
-                let mut g = shared.mailbox.inner.lock();
-                g.0.push((id, outcome));
-                !std::mem::replace(&mut g.1, true)
-            };
-            if wake {
-                // Non-blocking; the queue is unbounded, so this only fails
-                // when the environment is closing (process exit).
-                let _ = shared
-                    .notify
-                    .call((), ThreadsafeFunctionCallMode::NonBlocking);
-            }
+        move |outcome| shared.post(id, 0, outcome)
+    }
+
+    /// Queues one outcome for the JS thread; runs on the pipeline task.
+    fn post(&self, id: u32, index: u32, outcome: Outcome) {
+        let wake = {
+            let mut g = self.mailbox.inner.lock();
+            g.0.push((id, index, outcome));
+            !std::mem::replace(&mut g.1, true)
+        };
+        if wake {
+            // Non-blocking; the queue is unbounded, so this only fails
+            // when the environment is closing (process exit).
+            let _ = self
+                .notify
+                .call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
 }
@@ -174,16 +172,43 @@ impl Shared {
 /// (one `groups` entry); `index.js` builds each record's PutResult.
 #[napi(object)]
 pub struct ResultBatch {
-    /// Ids of the delivered records.
+    /// Ids of the delivered records (a put's id, or a batch's).
     pub ids: Uint32Array,
+    /// Per delivered record, its position in its batch (0 for a put).
+    pub indexes: Uint32Array,
     /// Per delivered record, its index into `groups`.
     pub group_of: Uint32Array,
     /// Per delivered record, its sub-sequence number.
     pub sub_sequence_numbers: Float64Array,
-    /// Shared parts of the results (`subSequenceNumber` is 0 here).
-    pub groups: Vec<PutResultJs>,
+    /// Shared parts of the results: records of one Kinesis record share
+    /// the strings.
+    pub groups: Vec<ResultGroup>,
+    /// Per delivered record, how many attempts it had; their times are
+    /// consecutive in `delays_ms` / `durations_ms`.
+    pub attempt_counts: Uint32Array,
+    pub delays_ms: Float64Array,
+    pub durations_ms: Float64Array,
+    /// The attempts (by position in `delays_ms`) that have an error code
+    /// or message: few.
+    pub attempt_errors: Vec<AttemptError>,
     /// Records that failed.
     pub failures: Vec<Delivery>,
+}
+
+/// The part of a PutResult that records of one Kinesis record share.
+#[napi(object)]
+pub struct ResultGroup {
+    pub shard_id: String,
+    pub sequence_number: String,
+    pub aggregated: bool,
+}
+
+/// An attempt's error, for `ResultBatch::attempt_errors`.
+#[napi(object)]
+pub struct AttemptError {
+    pub at: u32,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
 }
 
 fn drain(mailbox: &Mailbox) -> ResultBatch {
@@ -194,31 +219,52 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
     };
     let default_stream = mailbox.default_stream.lock().clone();
     let mut ids = Vec::with_capacity(batch.len());
+    let mut indexes = Vec::with_capacity(batch.len());
     let mut group_of = Vec::with_capacity(batch.len());
     let mut subs = Vec::with_capacity(batch.len());
-    let mut groups: Vec<PutResultJs> = Vec::new();
+    let mut groups: Vec<ResultGroup> = Vec::new();
+    let mut attempt_counts = Vec::with_capacity(batch.len());
+    let mut delays = Vec::with_capacity(batch.len());
+    let mut durations = Vec::with_capacity(batch.len());
+    let mut attempt_errors = Vec::new();
     let mut last: Option<PutResult> = None;
     let mut failures = Vec::new();
-    for (id, outcome) in batch {
+    for (id, index, outcome) in batch {
         match outcome {
             Ok(r) => {
                 let same = last.as_ref().is_some_and(|l| {
                     l.sequence_number() == r.sequence_number()
                         && l.shard_id() == r.shard_id()
-                        && l.attempts() == r.attempts()
+                        && l.is_aggregated() == r.is_aggregated()
                 });
                 if !same {
-                    let mut g = result_js(&r);
-                    g.sub_sequence_number = 0.0;
-                    groups.push(g);
+                    groups.push(ResultGroup {
+                        shard_id: r.shard_id().to_owned(),
+                        sequence_number: r.sequence_number().to_owned(),
+                        aggregated: r.is_aggregated(),
+                    });
+                }
+                attempt_counts.push(r.attempts().len() as u32);
+                for a in r.attempts() {
+                    if a.error_code.is_some() || a.error_message.is_some() {
+                        attempt_errors.push(AttemptError {
+                            at: delays.len() as u32,
+                            error_code: a.error_code.clone(),
+                            error_message: a.error_message.clone(),
+                        });
+                    }
+                    delays.push(a.delay.as_secs_f64() * 1000.0);
+                    durations.push(a.duration.as_secs_f64() * 1000.0);
                 }
                 ids.push(id);
+                indexes.push(index);
                 group_of.push((groups.len() - 1) as u32);
                 subs.push(r.sub_sequence_number() as f64);
                 last = Some(r);
             }
             Err(e) => failures.push(Delivery {
                 id,
+                index,
                 result: None,
                 error: Some(err_info_in(e, default_stream.as_deref())),
             }),
@@ -226,9 +272,14 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
     }
     ResultBatch {
         ids: Uint32Array::new(ids),
+        indexes: Uint32Array::new(indexes),
         group_of: Uint32Array::new(group_of),
         sub_sequence_numbers: Float64Array::new(subs),
         groups,
+        attempt_counts: Uint32Array::new(attempt_counts),
+        delays_ms: Float64Array::new(delays),
+        durations_ms: Float64Array::new(durations),
+        attempt_errors,
         failures,
     }
 }
@@ -367,6 +418,62 @@ impl NativeProducer {
                 .await
                 .err()
                 .map(err_info))
+        })
+    }
+
+    /// Puts a batch of records, waiting for buffer room as needed, with
+    /// ONE result callback for all of them. Record `i` has partition key
+    /// `keys[i]` and data `data[offsets[i]..offsets[i + 1]]` (the batch's
+    /// data is copied once, and each record's data is a slice of it);
+    /// `streams` / `explicit_hash_keys`, when given, hold one entry per
+    /// record. Every record's outcome (refusals included) goes to the
+    /// results callback under `id`, with the record's position as its
+    /// index. Resolves once every record was admitted or refused.
+    #[napi(ts_return_type = "Promise<void>")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_many<'env>(
+        &self,
+        env: &'env Env,
+        id: u32,
+        keys: Vec<String>,
+        data: Uint8ArraySlice,
+        offsets: Uint32Array,
+        streams: Option<Vec<Option<String>>>,
+        explicit_hash_keys: Option<Vec<Option<String>>>,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let n = keys.len();
+        if offsets.len() != n + 1
+            || streams.as_ref().is_some_and(|s| s.len() != n)
+            || explicit_hash_keys.as_ref().is_some_and(|s| s.len() != n)
+            || offsets.windows(2).any(|w| w[0] > w[1])
+            || offsets.last().is_some_and(|&end| end as usize > data.len())
+        {
+            return Err(Error::from_reason("putMany: inconsistent batch"));
+        }
+        let all = Bytes::copy_from_slice(&data);
+        let mut streams = streams.map(Vec::into_iter);
+        let mut ehks = explicit_hash_keys.map(Vec::into_iter);
+        let records: Vec<UserRecord> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let mut record =
+                    UserRecord::new(key, all.slice(offsets[i] as usize..offsets[i + 1] as usize));
+                if let Some(s) = streams.as_mut().and_then(Iterator::next).flatten() {
+                    record = record.with_stream(s);
+                }
+                if let Some(k) = ehks.as_mut().and_then(Iterator::next).flatten() {
+                    record = record.with_explicit_hash_key(k);
+                }
+                record
+            })
+            .collect();
+        let shared = self.shared.clone();
+        env.spawn_future(async move {
+            let to = shared.clone();
+            let callback = move |index: usize, outcome: Outcome| to.post(id, index as u32, outcome);
+            Producer::put_many_with(&shared.producer, records, callback).await;
+            Ok(())
         })
     }
 
