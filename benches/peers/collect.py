@@ -78,7 +78,7 @@ if rb:
                        f"duplicated {u - d}" if u > d else f"unexpected: {u} user records")
 if int(o.rc or 0) != 0 or not j:
     err = " ".join(read(o.err).split())
-    row["status"] = f"failed (exit {o.rc}): " + (err[-400:] or "no output")
+    row["status"] = ("timed out (run.sh --timeout): " if o.rc == "124" else f"failed (exit {o.rc}): ") + (err[-400:] or "no output")
 else:
     row["status"] = "ok"
 print(json.dumps(row))
