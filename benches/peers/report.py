@@ -39,6 +39,10 @@ lines += ["", "Notes:", "",
           "without per-record results); wall s includes process start-up (JVM, interpreter, producer set-up).",
           "- p50/p99 are put-to-result latencies, only for peers that report a result per record "
           "(aws-kinesis-agg + SDK and a8m do not).",
+          "- Every driver offers the whole workload as fast as the producer takes it, without its own backpressure, "
+          "so put-to-result latency includes queueing behind the rest of the workload (it is not the latency at a "
+          "sustainable rate), and drivers that keep a future/promise per record (kpl-rs Node `put()`, the KPL's "
+          "ListenableFuture + callback) hold 1M of them at once: that is in their RSS and CPU.",
           "- KPL 1.x: peak RSS is `/usr/bin/time`'s maximum over the process tree's single largest process "
           "(Java or its native daemon), not their sum; CPU includes the daemon only if it was reaped by the JVM.",
           "", "Versions:", ""]
