@@ -1,5 +1,5 @@
 """aws-kinesis-agg RecordAggregator + boto3 put_records (<= 500 Kinesis
-records per call, one call at a time, as the library's README shows). No
+records and <= 5 MiB per call, one call at a time, as the library's README shows). No
 per-record results: latency is not reported.
     agg_boto3.py ENDPOINT STREAM N SIZE KEYS"""
 import json, sys, time
@@ -11,7 +11,7 @@ client = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id="x", aws_secret_access_key="y")
 t0 = time.perf_counter()
 agg = RecordAggregator()
-batch, failed = [], 0
+batch, batch_bytes, failed = [], 0, 0
 
 
 def send(batch):
@@ -21,17 +21,22 @@ def send(batch):
 
 
 def add(rec):
-    global batch
+    global batch, batch_bytes
     if rec is None:
         return
     pk, ehk, data = rec.get_contents()
+    size = len(data) + len(pk)
+    if batch and batch_bytes + size > 5 * 1024 * 1024:  # PutRecords takes at most 5 MiB
+        send(batch)
+        batch, batch_bytes = [], 0
+    batch_bytes += size
     entry = {"PartitionKey": pk, "Data": data}
     if ehk is not None:
         entry["ExplicitHashKey"] = ehk
     batch.append(entry)
     if len(batch) == 500:
         send(batch)
-        batch = []
+        batch, batch_bytes = [], 0
 
 
 for i in range(n):
