@@ -1,0 +1,3 @@
+module kplrs.bench/peers/go
+
+go 1.21
