@@ -26,7 +26,7 @@ bench_aggregation() { # format layer, one core: aggregation and deaggregation th
 bench_sim() { # PutRecords traffic kpl-sim takes, beside kinesalite's, in one run
     cargo build --release -p kpl-sim --example sim_bench
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
-    local log="$OUT/kinesalite.log"
+    local log="$TARGET_DIR/kinesalite-bench.log"
     node tests/node/kinesalite-server.mjs >"$log" 2>&1 &
     local pid=$!
     local endpoint=""
