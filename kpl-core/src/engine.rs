@@ -1094,8 +1094,20 @@ impl Engine {
         attempt: Option<(Instant, Instant)>,
     ) {
         let aggregated = kr.is_aggregated();
-        let (mut count, mut bytes) = (0u64, 0usize);
-        let (mut buffering_sum, mut buffering_max) = (Duration::ZERO, Duration::ZERO);
+        // Counters and buffer room first, once per Kinesis record: whoever
+        // sees a result must also see it counted and its room given back.
+        let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
+        for p in &kr.records {
+            let buffering = self.clock.saturating_duration_since(p.arrival);
+            buffering_sum += buffering;
+            buffering_max = buffering_max.max(buffering);
+            bytes += p.record.size();
+        }
+        let count = kr.records.len();
+        self.shared
+            .metrics
+            .user_records_done(true, count as u64, buffering_sum, buffering_max);
+        self.release_buffer(count, bytes);
         for (i, mut p) in kr.records.into_iter().enumerate() {
             let attempts = match attempt {
                 Some((started, ended)) => {
@@ -1116,19 +1128,9 @@ impl Engine {
                 aggregated,
                 attempts,
             };
-            let buffering = self.clock.saturating_duration_since(p.arrival);
-            buffering_sum += buffering;
-            buffering_max = buffering_max.max(buffering);
-            count += 1;
-            bytes += p.record.size();
-            p.reply.send(Ok(result));
             self.settle_record(p.epoch);
+            p.reply.send(Ok(result));
         }
-        // Counters and buffer room once per Kinesis record, not per user record.
-        self.shared
-            .metrics
-            .user_records_done(true, count, buffering_sum, buffering_max);
-        self.release_buffer(count as usize, bytes);
         self.settle_epochs();
     }
 
@@ -1156,19 +1158,19 @@ impl Engine {
         self.shared
             .metrics
             .user_records_done(false, 1, buffering, buffering);
+        self.release_buffer(1, size);
+        self.settle_record(epoch);
         let err = err.with_record(p.record).with_attempts(p.attempts);
         p.reply.send(Err(err));
-        self.settle_record(epoch);
-        self.release_buffer(1, size);
         self.settle_epochs();
     }
 
     /// A record that never entered the buffer's accounting (refused while aborting).
     fn finish_untracked(&mut self, p: Pending, err: Error) {
         let size = p.record.size();
+        self.release_buffer(1, size);
         let err = err.with_record(p.record);
         p.reply.send(Err(err));
-        self.release_buffer(1, size);
     }
 
     fn settle_record(&mut self, epoch: u64) {

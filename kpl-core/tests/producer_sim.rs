@@ -503,3 +503,36 @@ async fn try_put_many_hands_back_what_does_not_fit() {
     producer.shutdown(WAIT).await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_is_counted_and_its_room_released_before_anyone_sees_it() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sim = sim(&[("order", 2)]).await;
+    let producer = producer(config(&sim.endpoint()).stream("order")).await;
+    let total = 3000;
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let at_last = std::sync::Arc::new(Mutex::new(None));
+    let (observer, seen2, at_last2) = (producer.clone(), seen.clone(), at_last.clone());
+    producer
+        .put_many_with(
+            (0..total).map(|i| UserRecord::new(format!("k{i}"), payload(i))),
+            move |_, outcome| {
+                assert!(outcome.is_ok());
+                if seen2.fetch_add(1, Ordering::SeqCst) + 1 == total {
+                    let m = observer.metrics();
+                    *at_last2.lock().unwrap() = Some((observer.outstanding(), m.user_records_put));
+                }
+            },
+        )
+        .await;
+    producer.flush().await.unwrap();
+    let at_last = at_last.lock().unwrap().take();
+    assert_eq!(
+        at_last,
+        Some((0, total as u64)),
+        "(outstanding, UserRecordsPut) when the last result arrived"
+    );
+    producer.shutdown(WAIT).await.unwrap();
+    sim.shutdown().await;
+}
