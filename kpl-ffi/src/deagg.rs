@@ -66,14 +66,8 @@ pub unsafe extern "C" fn kpl_deaggregate(
 ) -> kpl_error {
     guard(|| {
         code((|| {
-            if out.is_null() {
-                return Err(error::fail(
-                    kpl_error::KPL_ERR_INVALID_ARGUMENT,
-                    "out is NULL",
-                ));
-            }
-            // SAFETY: writable per the contract.
-            unsafe { *out = std::ptr::null_mut() };
+            // SAFETY: `out` is NULL or writable per the contract.
+            unsafe { error::clear_out(out)? };
             // SAFETY: per the contract.
             let (key, ehk, data) = unsafe {
                 (

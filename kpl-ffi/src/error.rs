@@ -87,6 +87,20 @@ pub(crate) fn fail_with(e: &Error) -> kpl_error {
     fail(code_of(e.kind()), e.to_string())
 }
 
+/// Checks an out-parameter and clears it, so a failing call leaves NULL
+/// behind.
+///
+/// # Safety
+/// `out` is NULL or writable.
+pub(crate) unsafe fn clear_out<T>(out: *mut *mut T) -> Result<(), kpl_error> {
+    if out.is_null() {
+        return Err(fail(kpl_error::KPL_ERR_INVALID_ARGUMENT, "out is NULL"));
+    }
+    // SAFETY: non-NULL and writable per the contract.
+    unsafe { *out = std::ptr::null_mut() };
+    Ok(())
+}
+
 /// Runs `f`, turning a panic into `KPL_ERR_INTERNAL`.
 pub(crate) fn guard(f: impl FnOnce() -> kpl_error) -> kpl_error {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {

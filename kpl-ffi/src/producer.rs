@@ -250,14 +250,8 @@ pub unsafe extern "C" fn kpl_producer_new(
 ) -> kpl_error {
     guard(|| {
         code((|| {
-            if out.is_null() {
-                return Err(error::fail(
-                    kpl_error::KPL_ERR_INVALID_ARGUMENT,
-                    "out is NULL",
-                ));
-            }
-            // SAFETY: `out` is writable per the contract.
-            unsafe { *out = std::ptr::null_mut() };
+            // SAFETY: `out` is NULL or writable per the contract.
+            unsafe { error::clear_out(out)? };
             // SAFETY: per the contract.
             let config = unsafe { config.as_ref() }.ok_or_else(|| {
                 error::fail(kpl_error::KPL_ERR_INVALID_ARGUMENT, "config is NULL")
@@ -541,14 +535,8 @@ pub unsafe extern "C" fn kpl_producer_metrics_json(
 ) -> kpl_error {
     guard(|| {
         code((|| {
-            if out.is_null() {
-                return Err(error::fail(
-                    kpl_error::KPL_ERR_INVALID_ARGUMENT,
-                    "out is NULL",
-                ));
-            }
-            // SAFETY: writable per the contract.
-            unsafe { *out = std::ptr::null_mut() };
+            // SAFETY: `out` is NULL or writable per the contract.
+            unsafe { error::clear_out(out)? };
             // SAFETY: per the contract.
             let p = unsafe { producer_ref(producer)? };
             let json = serde_json::to_string(&p.inner.metrics())
