@@ -85,7 +85,7 @@ if want kpl-java; then
         -Dmdep.outputFile=target/cp.txt 2>&1)" || setup_err kpl-java "$e"
 fi
 if want go; then
-    log "go build (github.com/a8m/kinesis-producer via the Go module proxy)"
+    log "go build (github.com/a8m/kinesis-producer v0.2.0 via the Go module proxy)"
     e="$(cd "$HERE/go" && GOFLAGS=-mod=mod timeout 300 go mod tidy 2>&1 && GOFLAGS=-mod=mod timeout 300 go build -o bin/peer . 2>&1)" \
         || setup_err go "$e"
 fi
