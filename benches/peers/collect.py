@@ -58,6 +58,15 @@ rss = field("Maximum resident set size (kbytes)")
 if rss:
     row["peak_rss_mb"] = round(int(rss) / 1024, 1)
 j = last_json(read(o.out))
+if j and j.get("tree_cpu_s"):
+    # The driver measured its whole process tree (the KPL's JVM and its
+    # native daemon) from /proc: /usr/bin/time counts a child only if the
+    # parent reaped it, and reports the largest process's peak, not the sum.
+    cpu = j["tree_cpu_s"]
+    row["cpu_s"] = cpu
+    row["cpu_s_per_M"] = round(cpu / n * 1e6, 3)
+    row["records_per_cpu_s"] = round(n / cpu) if cpu else None
+    row["peak_rss_mb"] = round(j["tree_peak_rss_mb"], 1)
 if j:
     row["driver"] = j
     row["records_per_sec"] = round(j.get("records_per_sec", 0))

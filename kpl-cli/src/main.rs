@@ -6,6 +6,7 @@
 //! simulator.
 
 mod agg;
+mod buffer_memory;
 mod perf;
 mod producer_args;
 mod put;

@@ -23,7 +23,7 @@ use crate::producer_args::ProducerArgs;
 const UNLIMITED_RATE_PERCENT: u64 = 1_000_000;
 
 /// Records handed to the producer per `put_many_with` call.
-const PUT_CHUNK: u64 = 1000;
+pub(crate) const PUT_CHUNK: u64 = 1000;
 
 /// Bytes of a payload taken by the run id and the record index.
 const PAYLOAD_HEADER: usize = 24;
@@ -33,19 +33,19 @@ const PAYLOAD_HEADER: usize = 24;
 pub struct PerfArgs {
     /// User records to put.
     #[arg(long, default_value_t = 100_000)]
-    records: u64,
+    pub(crate) records: u64,
     /// Bytes of data per record.
     #[arg(long, default_value_t = 100)]
-    record_size: usize,
+    pub(crate) record_size: usize,
     /// Distinct partition keys.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-    partition_keys: u64,
+    pub(crate) partition_keys: u64,
     /// Shards of the stream, when it is created.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
     shards: u32,
     /// Stream name (created when missing).
     #[arg(long, default_value = "kpl-perf")]
-    stream: String,
+    pub(crate) stream: String,
     /// Offered load in user records/s (0: as fast as the producer takes them).
     #[arg(long, default_value_t = 0)]
     rate: u64,
@@ -62,9 +62,14 @@ pub struct PerfArgs {
     no_verify: bool,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
+    /// Measure memory per buffered record instead: fill the buffer with
+    /// --records records that cannot leave (--endpoint must accept
+    /// connections and never answer), report RSS growth per record, exit.
+    #[arg(long, requires = "endpoint")]
+    buffer_only: bool,
     #[command(flatten)]
-    producer: ProducerArgs,
+    pub(crate) producer: ProducerArgs,
 }
 
 /// Where each record's result said it went, interned to stay small for
@@ -167,7 +172,7 @@ struct Report {
 
 /// Record `index`'s payload: run id and index in hex, then a filler letter.
 /// Built without formatting: the generator must not be what a run measures.
-fn payload(run: u32, index: u64, size: usize) -> Bytes {
+pub(crate) fn payload(run: u32, index: u64, size: usize) -> Bytes {
     let mut buf = vec![b'a' + (index % 26) as u8; size.max(PAYLOAD_HEADER)];
     write_hex(&mut buf[..8], u64::from(run));
     write_hex(&mut buf[8..PAYLOAD_HEADER], index);
@@ -182,7 +187,7 @@ fn write_hex(out: &mut [u8], mut value: u64) {
     }
 }
 
-fn partition_key(index: u64, keys: u64) -> String {
+pub(crate) fn partition_key(index: u64, keys: u64) -> String {
     format!("pk-{:06}", index % keys)
 }
 
@@ -192,6 +197,10 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
             "--record-size {} is too small: records carry a {PAYLOAD_HEADER}-byte header to be verified",
             args.record_size
         ));
+    }
+    let run_id: u32 = rand::random();
+    if args.buffer_only {
+        return crate::buffer_memory::run(&args, run_id).await;
     }
     let embedded = args.producer.endpoint.is_none();
     let verify = if embedded {
@@ -272,7 +281,6 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         );
     }
 
-    let run_id: u32 = rand::random();
     let results = Arc::new(Mutex::new(Results {
         positions: vec![None; args.records as usize],
         latency_us: Some(Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")),

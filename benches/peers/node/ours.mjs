@@ -1,25 +1,45 @@
-// kpl-rs from Node: put() per record (a promise each, latency from put to
-// result), rateLimit lifted; one JSON line.  node ours.mjs ENDPOINT STREAM N SIZE KEYS
+// kpl-rs from Node, rateLimit lifted; one JSON line.
+//   node ours.mjs ENDPOINT STREAM N SIZE KEYS [--many]
+// put() per record (a promise each, latency from put to result), or with
+// --many putMany() over chunks of CHUNK records (latency from the chunk's
+// putMany call to its promise, which settles with the chunk's last result).
 import { createRequire } from 'node:module';
-const [endpoint, stream, n, size, keys] = process.argv.slice(2);
-const N = Number(n), SIZE = Number(size), KEYS = Number(keys);
+const [endpoint, stream, n, size, keys, flag] = process.argv.slice(2);
+const N = Number(n), SIZE = Number(size), KEYS = Number(keys), MANY = flag === '--many';
+const CHUNK = 10_000;
 const require = createRequire(import.meta.url);
 const { Producer } = require(process.env.KPL_NODE_INDEX);
 const producer = await Producer.create({
   streamName: stream, kinesisEndpoint: endpoint, region: 'us-east-1',
   awsAccessKeyId: 'x', awsSecretAccessKey: 'y', rateLimit: 1000000,
 });
+const record = (i) => {
+  const data = Buffer.alloc(SIZE, 97 + (i % 26));
+  data.writeUInt32LE(i, 0);
+  return { partitionKey: `pk-${i % KEYS}`, data };
+};
 const lat = new Float64Array(N);
 let failed = 0;
 const t0 = performance.now();
-const pending = new Array(N);
-for (let i = 0; i < N; i++) {
-  const data = Buffer.alloc(SIZE, 97 + (i % 26));
-  data.writeUInt32LE(i, 0);
-  const sent = performance.now();
-  pending[i] = producer.put({ partitionKey: `pk-${i % KEYS}`, data }).then(
-    (r) => { lat[i] = performance.now() - sent; if (r && r.success === false) failed++; },
-    () => { lat[i] = performance.now() - sent; failed++; });
+const pending = [];
+if (MANY) {
+  for (let base = 0; base < N; base += CHUNK) {
+    const count = Math.min(CHUNK, N - base);
+    const chunk = Array.from({ length: count }, (_, k) => record(base + k));
+    const sent = performance.now();
+    const settle = () => lat.fill(performance.now() - sent, base, base + count);
+    pending.push(producer.putMany(chunk).then(settle, (e) => {
+      settle();
+      failed += e.errors ? e.errors.length : count;
+    }));
+  }
+} else {
+  for (let i = 0; i < N; i++) {
+    const sent = performance.now();
+    pending.push(producer.put(record(i)).then(
+      () => { lat[i] = performance.now() - sent; },
+      () => { lat[i] = performance.now() - sent; failed++; }));
+  }
 }
 await Promise.all(pending);
 const secs = (performance.now() - t0) / 1000;

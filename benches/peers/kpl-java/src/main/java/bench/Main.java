@@ -9,22 +9,59 @@ import com.google.common.util.concurrent.ListenableFuture;
 import com.google.common.util.concurrent.MoreExecutors;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Collectors;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 
-/** The reference KPL 1.x against kpl-sim's TLS port: addUserRecord per
- * record with a callback per future (put-to-result latency), flushSync,
- * one JSON line.  Main HOST PORT STREAM N SIZE KEYS */
+/** The reference KPL 1.x against kpl-sim's TLS port, one JSON line per run.
+ *
+ *  Main throughput HOST PORT STREAM N SIZE KEYS       every record as fast as addUserRecord takes it
+ *  Main latency    HOST PORT STREAM N SIZE KEYS RATE  paced at RATE records/s (limits on, as configured)
+ *  Main memory     HOST PORT STREAM N SIZE KEYS       N records buffered against an endpoint that never
+ *                                                     answers; RSS growth per record (JVM + daemon)
+ *
+ * CPU and memory are read from /proc for the JVM and for the native daemon
+ * it starts (a child process), so both count. */
 public final class Main {
-  public static void main(String[] a) throws Exception {
-    String host = a[0];
-    long port = Long.parseLong(a[1]);
-    String stream = a[2];
-    int n = Integer.parseInt(a[3]), size = Integer.parseInt(a[4]), keys = Integer.parseInt(a[5]);
-    KinesisProducerConfiguration cfg = new KinesisProducerConfiguration()
+  static final class Proc {
+    final long pid;
+    Proc(long pid) { this.pid = pid; }
+    /** user + system CPU seconds so far. */
+    double cpuSeconds() {
+      try {
+        String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0; // USER_HZ
+      } catch (Exception e) { return 0; }
+    }
+    /** A /proc/PID/status size field (VmRSS, VmHWM) in bytes. */
+    long status(String field) {
+      try {
+        for (String l : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+          if (l.startsWith(field + ":")) return Long.parseLong(l.replaceAll("[^0-9]", "")) * 1024;
+        }
+      } catch (Exception e) { }
+      return 0;
+    }
+  }
+
+  static List<Proc> tree() {
+    List<Proc> all = ProcessHandle.current().descendants().map(p -> new Proc(p.pid())).collect(Collectors.toList());
+    all.add(0, new Proc(ProcessHandle.current().pid()));
+    return all;
+  }
+  static double treeCpu() { return tree().stream().mapToDouble(Proc::cpuSeconds).sum(); }
+  static long treeStatus(String field) { return tree().stream().mapToLong(p -> p.status(field)).sum(); }
+
+  static KinesisProducer producer(String host, long port, KinesisProducerConfiguration cfg) {
+    return new KinesisProducer(cfg
         .setRegion("us-east-1")
         .setKinesisEndpoint(host).setKinesisPort(port)
         .setStsEndpoint(host).setStsPort(port)
@@ -32,21 +69,49 @@ public final class Main {
         .setVerifyCertificate(false)
         .setMetricsLevel("none")
         .setAggregationEnabled(true)
-        .setRecordMaxBufferedTime(100)
-        .setRateLimit(1000000)
-        .setCredentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create("AKIDLOCALTEST", "local-test-secret")));
-    KinesisProducer kp = new KinesisProducer(cfg);
+        .setCredentialsProvider(StaticCredentialsProvider.create(
+            AwsBasicCredentials.create("AKIDLOCALTEST", "local-test-secret"))));
+  }
+
+  static ByteBuffer data(int i, int size) {
+    ByteBuffer data = ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
+    Arrays.fill(data.array(), (byte) (97 + i % 26));
+    data.putInt(0, i);
+    return data;
+  }
+
+  public static void main(String[] a) throws Exception {
+    String mode = a[0], host = a[1], stream = a[3];
+    long port = Long.parseLong(a[2]);
+    int n = Integer.parseInt(a[4]), size = Integer.parseInt(a[5]), keys = Integer.parseInt(a[6]);
+    switch (mode) {
+      case "throughput": timed(host, port, stream, n, size, keys, 0); break;
+      case "latency": timed(host, port, stream, n, size, keys, Double.parseDouble(a[7])); break;
+      case "memory": memory(host, port, stream, n, size, keys); break;
+      default: throw new IllegalArgumentException("mode " + mode + ": expected throughput, latency or memory");
+    }
+    System.exit(0);
+  }
+
+  /** Puts N records (paced at rate/s when rate > 0) with a callback per future. */
+  static void timed(String host, long port, String stream, int n, int size, int keys, double rate) throws Exception {
+    KinesisProducerConfiguration cfg = new KinesisProducerConfiguration().setRecordMaxBufferedTime(100);
+    if (rate == 0) cfg.setRateLimit(1000000); // limits off, as the simulator's
+    KinesisProducer kp = producer(host, port, cfg);
     double[] lat = new double[n];
     AtomicLong failed = new AtomicLong();
     CountDownLatch left = new CountDownLatch(n);
+    double cpu0 = treeCpu();
     long t0 = System.nanoTime();
     for (int i = 0; i < n; i++) {
-      ByteBuffer data = ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
-      Arrays.fill(data.array(), (byte) (97 + i % 26));
-      data.putInt(0, i);
+      if (rate > 0) {
+        long due = t0 + (long) (i / rate * 1e9);
+        long wait = due - System.nanoTime();
+        if (wait > 0) TimeUnit.NANOSECONDS.sleep(wait);
+      }
       final int idx = i;
       final long sent = System.nanoTime();
-      ListenableFuture<UserRecordResult> f = kp.addUserRecord(stream, "pk-" + (i % keys), data);
+      ListenableFuture<UserRecordResult> f = kp.addUserRecord(stream, "pk-" + (i % keys), data(i, size));
       Futures.addCallback(f, new FutureCallback<UserRecordResult>() {
         public void onSuccess(UserRecordResult r) {
           lat[idx] = (System.nanoTime() - sent) / 1e6;
@@ -63,10 +128,40 @@ public final class Main {
     kp.flushSync();
     left.await();
     double secs = (System.nanoTime() - t0) / 1e9;
+    double cpu = treeCpu() - cpu0;
+    long hwm = treeStatus("VmHWM");
     kp.destroy();
     Arrays.sort(lat);
-    System.out.printf("{\"records\":%d,\"seconds\":%.4f,\"records_per_sec\":%.0f,\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f,\"failed\":%d}%n",
-        n, secs, n / secs, lat[n / 2], lat[(int) (n * 0.99)], failed.get());
-    System.exit(0);
+    System.out.printf("{\"records\":%d,\"seconds\":%.4f,\"records_per_sec\":%.0f,\"latency_ms_p50\":%.3f,"
+        + "\"latency_ms_p99\":%.3f,\"failed\":%d,\"offered_per_sec\":%.0f,\"tree_cpu_s\":%.2f,\"tree_peak_rss_mb\":%.1f}%n",
+        n, secs, n / secs, lat[n / 2], lat[(int) (n * 0.99)], failed.get(), rate, cpu, hwm / 1048576.0);
+  }
+
+  /** N records held by the producer (the endpoint never answers): RSS growth of JVM + daemon per record. */
+  static void memory(String host, long port, String stream, int n, int size, int keys) throws Exception {
+    KinesisProducer kp = producer(host, port, new KinesisProducerConfiguration()
+        .setRecordTtl(3_600_000).setRequestTimeout(600_000));
+    Thread.sleep(2000); // the daemon started and settled
+    System.gc();
+    long before = treeStatus("VmRSS");
+    long t0 = System.nanoTime();
+    for (int i = 0; i < n; i++) {
+      kp.addUserRecord(stream, "pk-" + (i % keys), data(i, size));
+    }
+    double secs = (System.nanoTime() - t0) / 1e9;
+    // The daemon receives records over a pipe after addUserRecord returns:
+    // wait until the tree's RSS stops growing for 2 s.
+    long last = treeStatus("VmRSS"), stable = System.nanoTime();
+    while (System.nanoTime() - stable < 2_000_000_000L) {
+      Thread.sleep(200);
+      long now = treeStatus("VmRSS");
+      if (now > last + (1 << 20)) stable = System.nanoTime();
+      last = Math.max(last, now);
+    }
+    long after = treeStatus("VmRSS");
+    System.out.printf("{\"records\":%d,\"record_size\":%d,\"buffered_records\":%d,\"rss_before_mb\":%.1f,"
+        + "\"rss_after_mb\":%.1f,\"bytes_per_record\":%.0f,\"seconds_to_buffer\":%.2f}%n",
+        n, size, kp.getOutstandingRecordsCount(), before / 1e6, after / 1e6, (after - before) / (double) n, secs);
+    kp.destroy();
   }
 }
