@@ -93,7 +93,10 @@ if want node || want node-many; then
     [[ -f "$W/setup-node.err" ]] && cp "$W/setup-node.err" "$W/setup-node-many.err"
 fi
 if want python; then
-    [[ -d "$ROOT/bindings/python" ]] || setup_err python "not built in this run: bindings/python is not in this worktree"
+    log "maturin develop --release (bindings/python into $HERE/.venv)"
+    e="$("$PY" -m pip install -q maturin==1.16.0 2>&1 &&
+        cd "$ROOT" && VIRTUAL_ENV="$HERE/.venv" CARGO_TARGET_DIR="$TARGET_DIR" \
+        "$HERE/.venv/bin/maturin" develop --release -q -m bindings/python/Cargo.toml 2>&1)" || setup_err python "$e"
 fi
 if want agg-node; then
     log "npm install (aws-kinesis-agg, @aws-sdk/client-kinesis, @smithy/node-http-handler)"
@@ -152,7 +155,7 @@ run_peer() { # name
                    node "$HERE/node/ours.mjs" "$EP" bench "${args[@]}") ;;
         node-many) cmd=(env KPL_NODE_INDEX="$ROOT/bindings/node/index.js" NAPI_RS_NATIVE_LIBRARY_PATH="$W/kpl-rs.node"
                    node "$HERE/node/ours.mjs" "$EP" bench "${args[@]}" --many) ;;
-        python) cmd=("$PY" "$ROOT/bindings/python/bench/peer.py" "$EP" bench "${args[@]}") ;;
+        python) cmd=("$PY" "$HERE/python/ours.py" "$EP" bench "${args[@]}") ;;
         kpl-java) local hp="${EPS#https://}"
                   cmd=(java -Xmx2g -cp "$(java_cp)" bench.Main throughput "${hp%:*}" "${hp##*:}" bench "${args[@]}") ;;
         aiokpl) cmd=("$PY" "$HERE/python/aiokpl_peer.py" "$EP" bench "${args[@]}") ;;
