@@ -220,6 +220,12 @@ struct StreamState {
     /// Aggregates that landed on a shard other than the predicted one,
     /// waiting for a fresh map to tell whether the shard holds them all.
     suspects: Vec<Suspect>,
+    /// Set when a record came back from another shard than predicted: the
+    /// map is stale (the stream was resharded), so requests wait in `held`
+    /// until a map read after this instant is in, rather than send more
+    /// aggregates that may straddle a new boundary.
+    held_since: Option<Instant>,
+    held: Vec<Vec<Outbound>>,
     request_backoff: Duration,
 }
 
@@ -397,6 +403,10 @@ impl Engine {
             for suspect in stream.suspects.drain(..) {
                 dropped.extend(suspect.outbound.record.records);
             }
+            stream.held_since = None;
+            for ob in stream.held.drain(..).flatten() {
+                dropped.extend(ob.record.records);
+            }
         }
         for (_, batch) in self.send_queue.drain(..) {
             for ob in batch {
@@ -435,6 +445,8 @@ impl Engine {
             collector_deadline: None,
             collector_generation: 0,
             suspects: Vec::new(),
+            held_since: None,
+            held: Vec::new(),
             request_backoff: Duration::ZERO,
         });
         self.stream_index.insert(name.clone(), i);
@@ -653,6 +665,10 @@ impl Engine {
             let Some((s, batch)) = self.send_queue.pop_front() else {
                 break;
             };
+            if self.streams[s].held_since.is_some() {
+                self.streams[s].held.push(batch);
+                continue;
+            }
             self.in_flight += 1;
             let transport = self.transport.clone();
             let stream = self.streams[s].name.clone();
@@ -728,6 +744,7 @@ impl Engine {
                             let misrouted = ob.shard.as_ref().is_some_and(|p| *p != shard_id);
                             if misrouted {
                                 needs_refresh = true;
+                                self.streams[s].held_since.get_or_insert(ended);
                             }
                             if misrouted && ob.record.is_aggregated() {
                                 // Delivered only if the shard's range holds every record:
@@ -905,6 +922,9 @@ impl Engine {
                     self.install_map(s, ShardMap::new(shards));
                 }
                 self.settle_suspects(s, started);
+                if self.streams[s].held_since.is_some_and(|at| at <= started) {
+                    self.release_held(s);
+                }
                 if self.streams[s].map_reload || !self.streams[s].suspects.is_empty() {
                     self.load_map(s);
                 } else if !refresh.is_zero() {
@@ -931,6 +951,7 @@ impl Engine {
                 for suspect in suspects {
                     self.retry(suspect.outbound.record.records, Duration::ZERO);
                 }
+                self.release_held(s);
                 self.schedule(Instant::now() + delay, Timer::MapRefresh { stream: s });
             }
         }
@@ -972,6 +993,66 @@ impl Engine {
         stream.map_version += 1;
         for p in rerouted {
             self.route(p);
+        }
+        // Kinesis records already collected or queued for a request, bound
+        // for shards the new map does not have: an aggregate of them may
+        // straddle a new boundary, so their records are routed again.
+        let stream = &mut self.streams[s];
+        let collected = std::mem::take(&mut stream.collector);
+        stream.collector_bytes = 0;
+        stream.collector_deadline = None;
+        stream.collector_generation += 1;
+        for ob in self.without_stale(s, collected) {
+            self.collect(s, ob);
+        }
+        for (qs, batch) in std::mem::take(&mut self.send_queue) {
+            let batch = if qs == s {
+                self.without_stale(s, batch)
+            } else {
+                batch
+            };
+            if !batch.is_empty() {
+                self.send_queue.push_back((qs, batch));
+            }
+        }
+    }
+
+    /// The Kinesis records of `batch` whose predicted shard is in the
+    /// stream's map; the user records of the others are routed again.
+    fn without_stale(&mut self, s: usize, batch: Vec<Outbound>) -> Vec<Outbound> {
+        let mut keep = Vec::with_capacity(batch.len());
+        let mut again = Vec::new();
+        for ob in batch {
+            let stale = ob
+                .shard
+                .as_ref()
+                .is_some_and(|id| !self.streams[s].shard_index.contains_key(id));
+            if stale {
+                again.extend(ob.record.records);
+            } else {
+                keep.push(ob);
+            }
+        }
+        for p in again {
+            self.route(p);
+        }
+        keep
+    }
+
+    /// Ends a hold (see `StreamState::held_since`): held requests go out
+    /// first, less what the current map routes elsewhere.
+    fn release_held(&mut self, s: usize) {
+        self.streams[s].held_since = None;
+        let held = std::mem::take(&mut self.streams[s].held);
+        let mut batches = Vec::with_capacity(held.len());
+        for batch in held {
+            let batch = self.without_stale(s, batch);
+            if !batch.is_empty() {
+                batches.push(batch);
+            }
+        }
+        for batch in batches.into_iter().rev() {
+            self.send_queue.push_front((s, batch));
         }
     }
 
