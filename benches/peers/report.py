@@ -18,9 +18,8 @@ rows = jsonl(o.rows)
 mem, lat = jsonl(o.memory), jsonl(o.latency)
 v = json.load(open(o.versions))
 try:
-    # Before the first peer ran: a 1-minute load above 1 on an otherwise idle
-    # machine means somebody else holds a core.
-    busy = float(v["loadavg_at_start"].split()[0]) > 1.0
+    # Measured over 2 s just before the first run.
+    busy = int(v["idle_percent_at_start"]) < 90
 except (KeyError, ValueError, IndexError):
     busy = True
 LABEL = {"rust": "kpl-rs (Rust, `kpl perf`)", "c": "kpl-rs from C (kpl-ffi)", "node": "kpl-rs from Node (`put` per record)",
@@ -38,8 +37,8 @@ lines = [f"# Producers side by side against kpl-sim ({o.records:,} records)", ""
          "`kpl sim --unlimited` on loopback (a fresh simulator per peer), aggregation on where the peer has it. "
          "CPU and peak RSS are those of the producer process (`/usr/bin/time -v`), the simulator excluded. "
          "\"Held by sim\" is the count of user records read back from the stream (TRIM_HORIZON, deaggregated).", "",
-         f"Machine: {v['nproc']} cores, {v['cpu']}; load average before the run: {v.get('loadavg_at_start', '?')}, at the end: {v['loadavg_before_report']}."
-         + (" **Other work held the machine when the run started (1-minute load above 1): the figures are noisy.**" if busy else ""), "",
+         f"Machine: {v['nproc']} cores, {v['cpu']}; CPU idle just before the first run: {v.get('idle_percent_at_start', '?')}%; load average at the end: {v['loadavg_before_report']}."
+         + (" **Other work held the machine when the run started (under 90% idle): the figures are noisy.**" if busy else ""), "",
          "| Peer | Status | Wall s | Records/s | CPU s per 1M | Records per CPU-s | Peak RSS MB | p50 ms | p99 ms | Held by sim | Delivery |",
          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 for r in rows:

@@ -56,7 +56,6 @@ cleanup() {
     true
 }
 trap cleanup EXIT
-LOAD_AT_START="$(cat /proc/loadavg)"
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 [[ -x /usr/bin/time ]] || { log "installing GNU time"; apt-get install -y -q time >/dev/null; }
 setup_err() { # peer, message: the peer cannot run; its row says why
@@ -195,6 +194,22 @@ print(json.dumps(row))
 PYEOF
 }
 
+# Idle share of the CPUs over 2 s, in percent (from /proc/stat).
+idle_percent() {
+    local a b
+    a=($(head -n1 /proc/stat)); sleep 2; b=($(head -n1 /proc/stat))
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    echo $(( total > 0 ? 100 * (b[4] - a[4]) / total : 0 ))
+}
+# Builds and installs above leave the machine busy for a while: wait (at
+# most 2 minutes) until it is at least 90% idle, and record how idle it was.
+for _ in $(seq 60); do
+    IDLE_AT_START="$(idle_percent)"
+    [[ $IDLE_AT_START -ge 90 ]] && break
+done
+log "CPU idle before the first run: $IDLE_AT_START%"
+
 if section peers; then
     IFS=, read -r -a list <<<"$PEERS"
     for p in "${list[@]}"; do run_peer "$p"; done
@@ -245,14 +260,14 @@ fi
 
 # ---- report ----------------------------------------------------------------
 versions="$W/versions.json"
-"$PY" - "$versions" "$KPL" "$ROOT" "$LOAD_AT_START" <<'PYEOF'
+"$PY" - "$versions" "$KPL" "$ROOT" "$IDLE_AT_START" <<'PYEOF'
 import json, subprocess, sys
 def sh(c):
     try: return subprocess.run(c, shell=True, capture_output=True, text=True, timeout=60).stdout.strip()
     except Exception as e: return str(e)
-out, kpl, root, load_at_start = sys.argv[1:]
+out, kpl, root, idle_at_start = sys.argv[1:]
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
-v = {"loadavg_at_start": load_at_start, "nproc": sh("nproc"), "cpu": cpu, "loadavg_before_report": sh("cat /proc/loadavg"),
+v = {"idle_percent_at_start": int(idle_at_start), "nproc": sh("nproc"), "cpu": cpu, "loadavg_before_report": sh("cat /proc/loadavg"),
      "kpl-rs": sh(f"{kpl} --version") + " @ " + sh(f"git -C {root} rev-parse --short HEAD"),
      "node": sh("node --version"), "java": sh("java -version 2>&1 | head -n1"), "go": sh("go version"),
      "python": sh(f"{sys.executable} --version"),
