@@ -118,6 +118,46 @@ function unpack(record) {
   return [partitionKey, bytes, streamName ?? undefined, ehk ?? undefined];
 }
 
+/**
+ * Packs records `from..` of `list` (unpacked fields) for one native putMany
+ * call: at most PUT_MANY_CHUNK records and about PUT_MANY_CHUNK_BYTES of
+ * data, in one buffer with offsets. `next` is the first record left out.
+ */
+function packChunk(list, from) {
+  const keys = [];
+  const datas = [];
+  const offsets = [0];
+  let streams = null;
+  let ehks = null;
+  let bytes = 0;
+  let i = from;
+  for (; i < list.length && keys.length < PUT_MANY_CHUNK && bytes < PUT_MANY_CHUNK_BYTES; i++) {
+    const fields = list[i];
+    const k = keys.length;
+    keys.push(fields[0]);
+    datas.push(fields[1]);
+    bytes += fields[1].byteLength;
+    offsets.push(bytes);
+    if (fields[2] !== undefined) {
+      if (streams === null) streams = new Array(k).fill(null);
+      streams.push(fields[2]);
+    } else if (streams !== null) {
+      streams.push(null);
+    }
+    if (fields[3] !== undefined) {
+      if (ehks === null) ehks = new Array(k).fill(null);
+      ehks.push(fields[3]);
+    } else if (ehks !== null) {
+      ehks.push(null);
+    }
+  }
+  const data = datas.length === 1 ? datas[0] : Buffer.concat(datas, bytes);
+  return {
+    next: i, keys, data, offsets: Uint32Array.from(offsets),
+    streams: streams ?? undefined, ehks: ehks ?? undefined,
+  };
+}
+
 // -------------------------------------------------------------- producer --
 
 const kNative = Symbol('native');
@@ -139,6 +179,10 @@ class Producer {
     this._keepAlive = null;
     this._closed = false;
     this._native = null;
+    // put() calls made in one turn of the event loop go to the native side
+    // together, in putMany chunks: [fields, resolve, reject, ...] flat.
+    this._queue = [];
+    this._draining = null;
     const settings = toSettings(options);
     const path = token === CREATE ? propertiesPath : undefined;
     const bad = native.checkConfig(settings, path);
@@ -177,7 +221,8 @@ class Producer {
 
   /** Records put and not yet resolved. */
   get outstanding() {
-    return this._native ? this._native.outstanding() : this._pending.size;
+    const queued = this._queue.length / 3;
+    return (this._native ? this._native.outstanding() : this._pending.size) + queued;
   }
 
   /** The KPL's metrics (UserRecordsPut, KinesisRecordsPut, ErrorsByCode, ...). */
@@ -246,7 +291,10 @@ class Producer {
         lastId = id;
       }
       if (entry === undefined) continue;
-      if (entry.chunk === undefined) {
+      if (entry.singles !== undefined) {
+        this._singleResult(id, entry, indexes[i]).resolve(result);
+        if (entry.left === 0) entry = undefined;
+      } else if (entry.chunk === undefined) {
         this._untrack(id);
         entry.resolve(result);
       } else {
@@ -257,13 +305,22 @@ class Producer {
     for (const d of failures) {
       const e = pending.get(d.id);
       if (e === undefined) continue;
-      if (e.chunk === undefined) {
+      if (e.singles !== undefined) {
+        this._singleResult(d.id, e, d.index).reject(toError(d.error));
+      } else if (e.chunk === undefined) {
         this._untrack(d.id);
         e.reject(toError(d.error));
       } else {
         this._chunkResult(d.id, e, d.index, toError(d.error), true);
       }
     }
+  }
+
+  /** One put() of a batched chunk has its outcome: its {resolve, reject}. */
+  _singleResult(id, entry, index) {
+    if (--entry.left === 0) this._untrack(id);
+    const at = 2 * index;
+    return { resolve: entry.singles[at], reject: entry.singles[at + 1] };
   }
 
   /** One record of a putMany chunk has its outcome. */
@@ -326,9 +383,59 @@ class Producer {
    * (waiting while the buffer is full: backpressure) and then got its
    * result: a PutResult, or a KplError subclass holding the record.
    */
-  async put(record) {
-    const { promise } = await this._admit(record);
-    return promise;
+  put(record) {
+    let fields;
+    try {
+      fields = unpack(record);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      this._queue.push(fields, resolve, reject);
+      // The first put of this turn schedules the hand-over; the others of
+      // the same turn join it (one native call per chunk, not per record).
+      if (this._draining === null) this._draining = Promise.resolve().then(() => this._drain());
+    });
+  }
+
+  /**
+   * Hands queued put() records to the native side in putMany chunks, in
+   * order; each chunk's call resolves once its records were admitted (so
+   * a full buffer holds the queue back: backpressure).
+   */
+  async _drain() {
+    let resolvers = [];
+    let sent = 0; // records of `resolvers` handed to the native side
+    try {
+      if (this._native === null) await this._ready;
+      while (this._queue.length > 0) {
+        const q = this._queue;
+        this._queue = [];
+        const fields = [];
+        resolvers = [];
+        sent = 0;
+        for (let i = 0; i < q.length; i += 3) {
+          fields.push(q[i]);
+          resolvers.push(q[i + 1], q[i + 2]);
+        }
+        while (sent < fields.length) {
+          const c = packChunk(fields, sent);
+          const id = this._id();
+          this._track(id, { singles: resolvers.slice(2 * sent, 2 * c.next), left: c.next - sent });
+          sent = c.next;
+          await this._native.putMany(id, c.keys, c.data, c.offsets, c.streams, c.ehks);
+        }
+      }
+    } catch (err) {
+      // The producer never started (or the native call refused the batch):
+      // fail every put not yet handed over.
+      for (let i = 2 * sent; i < resolvers.length; i += 2) resolvers[i + 1](err);
+      const q = this._queue;
+      this._queue = [];
+      for (let i = 0; i < q.length; i += 3) q[i + 2](err);
+    } finally {
+      this._draining = null;
+    }
   }
 
   /**
@@ -379,56 +486,30 @@ class Producer {
     // The records go to the native side in chunks: one native call, one
     // concatenated buffer and one pending entry per chunk, each record's
     // outcome comes back by its index in the chunk.
-    let i = 0;
-    while (i < n) {
-      const base = i;
-      const keys = [];
-      const datas = [];
-      const offsets = [0];
-      let streams = null;
-      let ehks = null;
-      let map = null;
-      let bytes = 0;
-      for (; i < n && keys.length < PUT_MANY_CHUNK && bytes < PUT_MANY_CHUNK_BYTES; i++) {
-        let fields;
-        try {
-          fields = unpack(records[i]);
-        } catch (e) {
-          batch.results[i] = e;
-          batch.failed++;
-          batch.left--;
-          if (map === null) map = Array.from({ length: keys.length }, (_, k) => base + k);
-          continue;
-        }
-        const k = keys.length;
-        if (map !== null) map.push(i);
-        keys.push(fields[0]);
-        datas.push(fields[1]);
-        bytes += fields[1].byteLength;
-        offsets.push(bytes);
-        if (fields[2] !== undefined) {
-          if (streams === null) streams = new Array(k).fill(null);
-          streams.push(fields[2]);
-        } else if (streams !== null) {
-          streams.push(null);
-        }
-        if (fields[3] !== undefined) {
-          if (ehks === null) ehks = new Array(k).fill(null);
-          ehks.push(fields[3]);
-        } else if (ehks !== null) {
-          ehks.push(null);
-        }
+    const fields = [];
+    let positions = null; // record index per entry of `fields`, if any were refused here
+    for (let i = 0; i < n; i++) {
+      try {
+        fields.push(unpack(records[i]));
+        if (positions !== null) positions.push(i);
+      } catch (e) {
+        batch.results[i] = e;
+        batch.failed++;
+        batch.left--;
+        if (positions === null) positions = Array.from({ length: fields.length }, (_, k) => k);
       }
-      if (keys.length === 0) continue;
-      if (this._native === null) await this._ready;
+    }
+    if (fields.length > 0 && this._native === null) await this._ready;
+    for (let at = 0; at < fields.length;) {
+      const c = packChunk(fields, at);
       const id = this._id();
-      this._track(id, { chunk: true, batch, base, map, left: keys.length });
-      const data = datas.length === 1 ? datas[0] : Buffer.concat(datas, bytes);
+      const map = positions === null ? null : positions.slice(at, c.next);
+      this._track(id, { chunk: true, batch, base: at, map, left: c.next - at });
+      at = c.next;
       // Resolves once every record of the chunk was admitted (or refused):
       // the next chunk waits for it, which keeps the order and gives
       // backpressure.
-      await this._native.putMany(id, keys, data, Uint32Array.from(offsets),
-        streams ?? undefined, ehks ?? undefined);
+      await this._native.putMany(id, c.keys, c.data, c.offsets, c.streams, c.ehks);
     }
     if (batch.left > 0) await done;
     const results = batch.results;
@@ -446,6 +527,8 @@ class Producer {
    */
   async flush() {
     await this._ready;
+    // put() calls made before this one are on their way to the native side.
+    while (this._draining !== null) await this._draining;
     const err = await this._native.flush();
     if (err) throw toError(err);
   }
@@ -463,6 +546,7 @@ class Producer {
     } catch {
       return; // never started: nothing to close
     }
+    while (this._draining !== null) await this._draining;
     const err = await this._native.close(Number(timeoutMs));
     if (err) throw toError(err);
   }

@@ -118,6 +118,40 @@ describe('promises', () => {
     await producer.close();
   });
 
+  test('put() calls of one turn go over together; flush() right after them covers them', async () => {
+    const producer = await Producer.create(sim.options('many', { recordMaxBufferedTime: 60_000 }));
+    let settled = 0;
+    const ps = [];
+    for (let i = 0; i < 5000; i++) {
+      // A bad record in the middle of the burst fails alone.
+      const record = i === 2500 ? { partitionKey: '', data: 'bad' } : { partitionKey: `t${i % 50}`, data: `burst-${i}` };
+      const p = producer.put(record);
+      p.then(() => settled++, () => settled++);
+      ps.push(p);
+    }
+    // Nothing was handed over yet, but every record counts as outstanding.
+    assert.equal(producer.outstanding, 5000);
+    await producer.flush();
+    await sleep(0);
+    assert.equal(settled, 5000, 'flush resolved before the puts made before it settled');
+    const outcomes = await Promise.allSettled(ps);
+    const failed = outcomes.filter((o) => o.status === 'rejected');
+    assert.equal(failed.length, 1);
+    assert.ok(failed[0].reason instanceof ValidationError);
+    assert.equal(failed[0].reason.record.data.toString(), 'bad');
+    // Records of one partition key keep their order in the shard.
+    const seqs = outcomes
+      .map((o, i) => ({ o, i }))
+      .filter(({ o, i }) => o.status === 'fulfilled' && i % 50 === 7)
+      .map(({ o }) => [BigInt(o.value.sequenceNumber), o.value.subSequenceNumber]);
+    for (let k = 1; k < seqs.length; k++) {
+      const [a, b] = [seqs[k - 1], seqs[k]];
+      assert.ok(a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]), `order broken at ${k}`);
+    }
+    assert.equal(producer.outstanding, 0);
+    await producer.close();
+  });
+
   test('send() resolves on admission, result later', async () => {
     const producer = await Producer.create(sim.options('many'));
     const { result } = await producer.send({ partitionKey: 'a', data: 'b' });
