@@ -7,7 +7,7 @@
 //
 // The release library (target/release/libkpl_node.so) is used when it
 // exists (via NAPI_RS_NATIVE_LIBRARY_PATH), else the addon built in place.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -117,18 +117,37 @@ async function baseline(sim, stream) {
   return rate;
 }
 
+/**
+ * The Rust core alone on the same workload and simulator (`kpl perf`, no
+ * JavaScript): the ceiling for any binding of it.
+ */
+function core(sim, stream) {
+  const out = execFileSync(process.env.KPL_BIN ?? join(targetDir, 'debug', 'kpl'), [
+    'perf', '--endpoint', sim.endpoint, '--stream', stream, '--records', String(N),
+    '--record-size', String(Math.max(SIZE, 24)), '--partition-keys', String(KEYS),
+    '--unlimited', '--no-verify', '--json', '--region', 'us-east-1',
+    '--set', `AwsAccessKeyId=${sim.options(stream).awsAccessKeyId}`,
+    '--set', `AwsSecretAccessKey=${sim.options(stream).awsSecretAccessKey}`,
+  ], { encoding: 'utf8' });
+  const rate = JSON.parse(out.trim().split('\n').pop()).records_per_sec;
+  console.log(`${'kpl-rs core alone (kpl perf, no JS)'.padEnd(44)} ${N} records: ${Math.round(rate).toLocaleString('en-US')} records/s`);
+  return rate;
+}
+
 const sim = await startSim(['bench:4'], ['--unlimited']);
 try {
   console.log(`node ${process.version}; addon: ${flavor}; ${N} records of ${SIZE} bytes over ${KEYS} keys; kpl sim 4 shards, unlimited`);
-  const best = { putMany: 0, put: 0, baseline: 0 };
+  const best = { putMany: 0, put: 0, baseline: 0, core: 0 };
   for (let run = 0; run < RUNS; run++) {
     best.putMany = Math.max(best.putMany, await ours(sim, 'bench', 'putMany'));
     best.put = Math.max(best.put, await ours(sim, 'bench', 'put'));
     best.baseline = Math.max(best.baseline, await baseline(sim, 'bench'));
+    best.core = Math.max(best.core, core(sim, 'bench'));
   }
   const fmt = (x) => Math.round(x).toLocaleString('en-US');
-  console.log(`best of ${RUNS}: putMany ${fmt(best.putMany)}/s (${(best.putMany / best.baseline).toFixed(1)}x), ` +
-    `put ${fmt(best.put)}/s (${(best.put / best.baseline).toFixed(1)}x), baseline ${fmt(best.baseline)}/s`);
+  const x = (r) => `${(r / best.baseline).toFixed(1)}x`;
+  console.log(`best of ${RUNS}: putMany ${fmt(best.putMany)}/s (${x(best.putMany)}), put ${fmt(best.put)}/s (${x(best.put)}), ` +
+    `baseline ${fmt(best.baseline)}/s; the core alone ${fmt(best.core)}/s (${x(best.core)})`);
 } finally {
   sim.stop();
 }
