@@ -25,15 +25,17 @@ export declare class NativeProducer {
   putWait(id: number, partitionKey: string, data: Uint8Array, streamName?: string | undefined | null, explicitHashKey?: string | undefined | null): Promise<ErrInfo | null>
   /**
    * Puts a batch of records, waiting for buffer room as needed, with
-   * ONE result callback for all of them. Record `i` has partition key
-   * `keys[i]` and data `data[offsets[i]..offsets[i + 1]]` (the batch's
-   * data is copied once, and each record's data is a slice of it);
-   * `streams` / `explicit_hash_keys`, when given, hold one entry per
-   * record. Every record's outcome (refusals included) goes to the
-   * results callback under `id`, with the record's position as its
-   * index. Resolves once every record was admitted or refused.
+   * ONE result callback for all of them. `packed` holds, per record, its
+   * partition key (UTF-8) then its data; record `i`'s key is
+   * `packed[offsets[2i]..offsets[2i + 1]]` and its data
+   * `packed[offsets[2i + 1]..offsets[2i + 2]]`. The batch crosses as
+   * one copy (no string conversion per record), and each record's data
+   * is a slice of it. `streams` / `explicit_hash_keys`, when given, hold
+   * one entry per record. Every record's outcome (refusals included)
+   * goes to the results callback under `id`, with the record's position
+   * as its index. Resolves once every record was admitted or refused.
    */
-  putMany(id: number, keys: Array<string>, data: Uint8Array, offsets: Uint32Array, streams?: Array<string | undefined | null> | undefined | null, explicitHashKeys?: Array<string | undefined | null> | undefined | null): Promise<void>
+  putMany(id: number, packed: Uint8Array, offsets: Uint32Array, streams?: Array<string | undefined | null> | undefined | null, explicitHashKeys?: Array<string | undefined | null> | undefined | null): Promise<void>
   /**
    * Sends everything buffered; resolves when every record put before
    * has its result. `null` or the error.

@@ -422,52 +422,55 @@ impl NativeProducer {
     }
 
     /// Puts a batch of records, waiting for buffer room as needed, with
-    /// ONE result callback for all of them. Record `i` has partition key
-    /// `keys[i]` and data `data[offsets[i]..offsets[i + 1]]` (the batch's
-    /// data is copied once, and each record's data is a slice of it);
-    /// `streams` / `explicit_hash_keys`, when given, hold one entry per
-    /// record. Every record's outcome (refusals included) goes to the
-    /// results callback under `id`, with the record's position as its
-    /// index. Resolves once every record was admitted or refused.
+    /// ONE result callback for all of them. `packed` holds, per record, its
+    /// partition key (UTF-8) then its data; record `i`'s key is
+    /// `packed[offsets[2i]..offsets[2i + 1]]` and its data
+    /// `packed[offsets[2i + 1]..offsets[2i + 2]]`. The batch crosses as
+    /// one copy (no string conversion per record), and each record's data
+    /// is a slice of it. `streams` / `explicit_hash_keys`, when given, hold
+    /// one entry per record. Every record's outcome (refusals included)
+    /// goes to the results callback under `id`, with the record's position
+    /// as its index. Resolves once every record was admitted or refused.
     #[napi(ts_return_type = "Promise<void>")]
-    #[allow(clippy::too_many_arguments)]
     pub fn put_many<'env>(
         &self,
         env: &'env Env,
         id: u32,
-        keys: Vec<String>,
-        data: Uint8ArraySlice,
+        packed: Uint8ArraySlice,
         offsets: Uint32Array,
         streams: Option<Vec<Option<String>>>,
         explicit_hash_keys: Option<Vec<Option<String>>>,
     ) -> Result<PromiseRaw<'env, ()>> {
-        let n = keys.len();
-        if offsets.len() != n + 1
+        let n = offsets.len().saturating_sub(1) / 2;
+        if offsets.len() != 2 * n + 1
             || streams.as_ref().is_some_and(|s| s.len() != n)
             || explicit_hash_keys.as_ref().is_some_and(|s| s.len() != n)
             || offsets.windows(2).any(|w| w[0] > w[1])
-            || offsets.last().is_some_and(|&end| end as usize > data.len())
+            || offsets
+                .last()
+                .is_some_and(|&end| end as usize > packed.len())
         {
             return Err(Error::from_reason("putMany: inconsistent batch"));
         }
-        let all = Bytes::copy_from_slice(&data);
+        let end = offsets.last().copied().unwrap_or(0) as usize;
+        let all = Bytes::copy_from_slice(&packed[..end]);
         let mut streams = streams.map(Vec::into_iter);
         let mut ehks = explicit_hash_keys.map(Vec::into_iter);
-        let records: Vec<UserRecord> = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, key)| {
-                let mut record =
-                    UserRecord::new(key, all.slice(offsets[i] as usize..offsets[i + 1] as usize));
-                if let Some(s) = streams.as_mut().and_then(Iterator::next).flatten() {
-                    record = record.with_stream(s);
-                }
-                if let Some(k) = ehks.as_mut().and_then(Iterator::next).flatten() {
-                    record = record.with_explicit_hash_key(k);
-                }
-                record
-            })
-            .collect();
+        let mut records = Vec::with_capacity(n);
+        for i in 0..n {
+            let at = |k: usize| offsets[2 * i + k] as usize;
+            let key = std::str::from_utf8(&all[at(0)..at(1)])
+                .map_err(|_| Error::from_reason("putMany: a partition key is not UTF-8"))?
+                .to_owned();
+            let mut record = UserRecord::new(key, all.slice(at(1)..at(2)));
+            if let Some(s) = streams.as_mut().and_then(Iterator::next).flatten() {
+                record = record.with_stream(s);
+            }
+            if let Some(k) = ehks.as_mut().and_then(Iterator::next).flatten() {
+                record = record.with_explicit_hash_key(k);
+            }
+            records.push(record);
+        }
         let shared = self.shared.clone();
         env.spawn_future(async move {
             let to = shared.clone();

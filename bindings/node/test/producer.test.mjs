@@ -21,7 +21,7 @@ let sim;
 let slow; // a separate simulator for latency faults
 
 before(async () => {
-  sim = await startSim(['intact:4', 'many:2', 'errors:1', 'flush:2', 'close:2', 'props:1', 'exit:1'], ['--unlimited']);
+  sim = await startSim(['intact:4', 'many:2', 'errors:1', 'flush:2', 'close:2', 'props:1', 'exit:1', 'mutate:1'], ['--unlimited']);
   slow = await startSim(['slow:1']);
 });
 after(() => {
@@ -44,6 +44,9 @@ describe('round trip', () => {
     // Mixed data types: Buffer, Uint8Array, string.
     records[1].data = new Uint8Array([1, 2, 3, 250]);
     records[2].data = 'text ✓ utf-8';
+    // Partition keys beyond ASCII, through putMany and through put().
+    records[3].partitionKey = 'clé-😀-3';
+    records[2500].partitionKey = 'ключ-2500';
     const results = await producer.putMany(records.slice(0, 2000));
     const singles = await Promise.all(records.slice(2000).map((r) => producer.put(r)));
     await producer.close();
@@ -150,6 +153,23 @@ describe('promises', () => {
     }
     assert.equal(producer.outstanding, 0);
     await producer.close();
+  });
+
+  test('a record object changed after put() or putMany() goes out as it was put', async () => {
+    const producer = await Producer.create(sim.options('mutate', { recordMaxBufferedTime: 10 }));
+    const one = { partitionKey: 'as-put', data: Buffer.from('one') };
+    const p = producer.put(one);
+    one.partitionKey = 'changed';
+    const many = [{ partitionKey: 'as-put-many', data: Buffer.from('two') }];
+    const pm = producer.putMany(many);
+    many[0].partitionKey = 'changed';
+    await Promise.all([p, pm]);
+    await producer.close();
+    const keys = [];
+    for (const kr of await readStream(sim.endpoint, 'mutate')) {
+      for (const u of deaggregate(kr)) keys.push(u.partitionKey);
+    }
+    assert.deepEqual(keys.sort(), ['as-put', 'as-put-many']);
   });
 
   test('send() resolves on admission, result later', async () => {
