@@ -487,6 +487,16 @@ class Producer {
     });
   }
 
+  /** Hands a packed chunk, tracked under `id`, to the native side. */
+  _putChunk(id, c) {
+    try {
+      return this._native.putMany(id, c.packed, c.offsets, c.streams, c.ehks);
+    } catch (e) {
+      this._untrack(id); // refused whole: no outcome will come for it
+      throw e;
+    }
+  }
+
   /**
    * Hands queued put() records to the native side in putMany chunks, in
    * order; each chunk's call resolves once its records were admitted (so
@@ -519,8 +529,9 @@ class Producer {
           const c = packChunk(keys, datas, streams, ehks, sent, n);
           const id = this._id();
           this._track(id, { singles: resolvers.slice(2 * sent, 2 * c.next), left: c.next - sent });
+          const admitted = this._putChunk(id, c);
           sent = c.next;
-          await this._native.putMany(id, c.packed, c.offsets, c.streams, c.ehks);
+          await admitted;
         }
       }
     } catch (err) {
@@ -611,7 +622,7 @@ class Producer {
       // Resolves once every record of the chunk was admitted (or refused):
       // the next chunk waits for it, which keeps the order and gives
       // backpressure.
-      await this._native.putMany(id, c.packed, c.offsets, c.streams, c.ehks);
+      await this._putChunk(id, c);
     }
     if (batch.left > 0) await done;
     const results = batch.results;
