@@ -39,10 +39,7 @@ async fn put_err_code(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_and_record_limits() {
-    let sim = Sim::start(SimConfig::default().stream("s", 2).unlimited())
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 2).unlimited()).await;
     // Too many records.
     let many: Vec<_> = (0..501)
         .map(|i| entry(&i.to_string(), vec![1], None))
@@ -160,15 +157,13 @@ async fn record_internal_failure_is_seeded() {
         record_internal_failure: 0.5,
         ..Faults::default()
     };
-    let sim = Sim::start(
+    let (sim, c) = common::start(
         SimConfig::default()
             .stream("s", 4)
             .unlimited()
             .faults(faults.clone()),
     )
-    .await
-    .unwrap();
-    let c = common::client(&sim.endpoint());
+    .await;
     let batch = || {
         (0..500)
             .map(|i| entry(&i.to_string(), vec![1; 10], None))
@@ -214,10 +209,7 @@ async fn record_internal_failure_is_seeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_500_and_503() {
-    let sim = Sim::start(SimConfig::default().stream("s", 1))
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 1)).await;
     sim.set_faults(Faults {
         request_500: 1.0,
         ..Faults::default()
@@ -270,10 +262,7 @@ async fn request_500_and_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connection_is_a_connection_error() {
-    let sim = Sim::start(SimConfig::default().stream("s", 1))
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 1)).await;
     sim.set_faults(Faults {
         drop_connection: 1.0,
         ..Faults::default()
@@ -332,10 +321,7 @@ async fn timeout_fires_client_timeout_and_shutdown_ends_held_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_is_added() {
-    let sim = Sim::start(SimConfig::default().stream("s", 1))
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 1)).await;
     c.list_streams().send().await.unwrap();
     sim.set_faults(Faults {
         latency: Duration::from_millis(300),
@@ -399,10 +385,7 @@ async fn admin_endpoint_switches_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttles_per_record_at_1000_per_second() {
-    let sim = Sim::start(SimConfig::default().stream("s", 1))
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 1)).await;
     let start = Instant::now();
     let mut per_sec = [0usize; 3];
     let mut sent = 0usize;

@@ -4,22 +4,17 @@ mod common;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
-use kpl_sim::{Retention, Sim, SimConfig};
+use kpl_sim::{Retention, SimConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_trims_oldest_and_trim_horizon_starts_after_them() {
-    let sim = Sim::start(
-        SimConfig::default()
-            .stream("s", 1)
-            .unlimited()
-            .retention(Retention {
-                max_records_per_shard: Some(100),
-                max_bytes_per_shard: Some(1000),
-            }),
-    )
-    .await
-    .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 1).unlimited().retention(
+        Retention {
+            max_records_per_shard: Some(100),
+            max_bytes_per_shard: Some(1000),
+        },
+    ))
+    .await;
     // 250 records of 4 + 1 bytes: the count bound (100) applies.
     let batch: Vec<_> = (0..250)
         .map(|i| {

@@ -50,8 +50,7 @@ async fn read_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_describe_list_delete() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default()).await;
     c.create_stream()
         .stream_name("s1")
         .shard_count(3)
@@ -138,10 +137,7 @@ async fn create_describe_list_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_and_get_records_with_each_iterator_type() {
-    let sim = Sim::start(SimConfig::default().stream("s", 1))
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 1)).await;
     let p = c
         .put_record()
         .stream_name("s")
@@ -242,10 +238,7 @@ async fn put_and_get_records_with_each_iterator_type() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_hash_range() {
-    let sim = Sim::start(SimConfig::default().stream("s", 4))
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 4)).await;
     let shards = c
         .list_shards()
         .stream_name("s")
@@ -291,10 +284,7 @@ async fn routes_by_hash_range() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_shards_pages() {
-    let sim = Sim::start(SimConfig::default().stream("s", 10))
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 10)).await;
     let mut ids = vec![];
     let first = c
         .list_shards()
@@ -344,10 +334,7 @@ async fn list_shards_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_merge_update_keep_parents_readable() {
-    let sim = Sim::start(SimConfig::default().stream("s", 2))
-        .await
-        .unwrap();
-    let c = common::client(&sim.endpoint());
+    let (sim, c) = common::start(SimConfig::default().stream("s", 2)).await;
     let half = (1u128 << 127).to_string();
     c.put_records()
         .stream_name("s")

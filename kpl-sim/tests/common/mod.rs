@@ -11,6 +11,7 @@ use aws_sdk_kinesis::config::{BehaviorVersion, Region};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use kpl_sim::{Sim, SimConfig};
 
 /// An SDK client for `endpoint`, no retries, a 10 s operation timeout.
 pub fn client(endpoint: &str) -> Client {
@@ -78,4 +79,13 @@ pub async fn api(addr: std::net::SocketAddr, op: &str, body: &str) -> (u16, Stri
         body.as_bytes().to_vec(),
     )
     .await
+}
+
+/// A simulator started with `config` and an SDK client pointed at it.
+pub async fn start(config: SimConfig) -> (Sim, Client) {
+    let sim = Sim::start(config)
+        .await
+        .expect("simulator starts on loopback");
+    let client = client(&sim.endpoint());
+    (sim, client)
 }
