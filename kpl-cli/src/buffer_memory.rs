@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use kpl_core::{Producer, UserRecord};
+use kpl_core::Producer;
 use serde::Serialize;
 
-use crate::perf::{PUT_CHUNK, PerfArgs, partition_key, payload};
+use crate::perf::{PUT_CHUNK, PerfArgs, partition_keys, records};
 
 /// Long enough that no record expires while the run measures.
 const HOLD_TTL_MS: u64 = 3_600_000;
@@ -60,9 +60,7 @@ pub async fn run(args: &PerfArgs, run_id: u32) -> Result<bool, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let producer = Producer::new(config).await.map_err(|e| e.to_string())?;
-    let keys: Vec<String> = (0..args.partition_keys)
-        .map(|k| partition_key(k, args.partition_keys))
-        .collect();
+    let keys = partition_keys(args.partition_keys);
     // Let the producer's runtime and the first connection attempts settle
     // before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -72,13 +70,7 @@ pub async fn run(args: &PerfArgs, run_id: u32) -> Result<bool, String> {
     let mut next = 0u64;
     while next < args.records {
         let count = PUT_CHUNK.min(args.records - next);
-        let base = next;
-        let records = (base..base + count).map(|i| {
-            UserRecord::new(
-                keys[(i % args.partition_keys) as usize].clone(),
-                payload(run_id, i, args.record_size),
-            )
-        });
+        let records = records(&keys, run_id, args.record_size, next..next + count);
         let resolved = resolved.clone();
         producer
             .put_many_with(records, move |_, _| {

@@ -191,6 +191,26 @@ pub(crate) fn partition_key(index: u64, keys: u64) -> String {
     format!("pk-{:06}", index % keys)
 }
 
+/// The run's partition keys, made once: records take a clone.
+pub(crate) fn partition_keys(count: u64) -> Vec<String> {
+    (0..count).map(|k| partition_key(k, count)).collect()
+}
+
+/// Records `range` of run `run`: the partition key by index, the payload.
+pub(crate) fn records(
+    keys: &[String],
+    run: u32,
+    size: usize,
+    range: std::ops::Range<u64>,
+) -> impl Iterator<Item = UserRecord> + '_ {
+    range.map(move |i| {
+        UserRecord::new(
+            keys[(i % keys.len() as u64) as usize].clone(),
+            payload(run, i, size),
+        )
+    })
+}
+
 pub async fn run(args: PerfArgs) -> Result<bool, String> {
     if args.record_size < PAYLOAD_HEADER {
         return Err(format!(
@@ -298,9 +318,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
 
     let cpu_start = cpu_time();
     let started = Instant::now();
-    let keys: Vec<String> = (0..args.partition_keys)
-        .map(|k| partition_key(k, args.partition_keys))
-        .collect();
+    let keys = partition_keys(args.partition_keys);
     let mut next = 0u64;
     while next < args.records {
         let mut count = PUT_CHUNK.min(args.records - next);
@@ -315,12 +333,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
             count = count.min(due - next);
         }
         let base = next;
-        let records = (base..base + count).map(|i| {
-            UserRecord::new(
-                keys[(i % args.partition_keys) as usize].clone(),
-                payload(run_id, i, args.record_size),
-            )
-        });
+        let records = records(&keys, run_id, args.record_size, base..base + count);
         let results = results.clone();
         let resolved = resolved.clone();
         let put_at = Instant::now();
