@@ -79,7 +79,7 @@ if ! e="$("$PY" -m pip install -q -r "$HERE/python/requirements.txt" 2>&1)"; the
 fi
 if want c; then
     mkdir -p "$HERE/.build"
-    e="$(cc -O2 -std=c99 -I"$ROOT/kpl-ffi/include" "$HERE/c/bench.c" -o "$HERE/.build/bench-c" \
+    e="$(cc -O2 -std=c99 -I"$ROOT/kpl-ffi/include" "$ROOT/examples/c/bench.c" -o "$HERE/.build/bench-c" \
         -L"$TARGET_DIR/release" -lkpl -Wl,-rpath,"$TARGET_DIR/release" 2>&1)" || setup_err c "$e"
 fi
 if want node || want node-many; then

@@ -1,10 +1,12 @@
 /* C put throughput: N records of SIZE bytes over KEYS partition keys,
- * blocking put with a delivery callback per record (the same workload as
- * `kpl perf`), timed from the first put until every result is in.
+ * blocking put with a delivery callback per record that notes its
+ * put-to-result latency (the same workload as `kpl perf`), timed from the
+ * first put until every result is in.
  *
  *   bench ENDPOINT STREAM [RECORDS] [SIZE] [KEYS]
  *
- * Prints one line: "c: N records in S s = R records/s (delivered D, failed F)". */
+ * Prints "c: N records in S s = R records/s (delivered D, failed F)", then
+ * the same as one JSON line with p50/p99 latency (benches/peers reads it). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,16 +16,24 @@
 #include "kpl.h"
 
 static unsigned long g_ok, g_failed;
-
-static void on_delivery(const kpl_result *r, void *user_data) {
-    (void)user_data;
-    __atomic_fetch_add(r->success ? &g_ok : &g_failed, 1, __ATOMIC_RELAXED);
-}
+/* Per record: when it was put, then its put-to-result latency in ms. */
+static double *g_sent, *g_lat;
 
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void on_delivery(const kpl_result *r, void *user_data) {
+    size_t i = (size_t)user_data;
+    g_lat[i] = (now() - g_sent[i]) * 1000.0;
+    __atomic_fetch_add(r->success ? &g_ok : &g_failed, 1, __ATOMIC_RELAXED);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
@@ -49,6 +59,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     kpl_config_free(cfg);
+    g_sent = calloc(records, sizeof *g_sent);
+    g_lat = calloc(records, sizeof *g_lat);
     uint8_t *data = malloc(size);
     char key[32];
     double start = now();
@@ -56,7 +68,8 @@ int main(int argc, char **argv) {
         snprintf(key, sizeof key, "pk-%lu", i % keys);
         memset(data, 'a' + (int)(i % 26), size);
         memcpy(data, &i, size < sizeof i ? size : sizeof i);
-        if (kpl_producer_put(p, NULL, key, NULL, data, size, 0, on_delivery, NULL) != KPL_OK) {
+        g_sent[i] = now();
+        if (kpl_producer_put(p, NULL, key, NULL, data, size, 0, on_delivery, (void *)(size_t)i) != KPL_OK) {
             fprintf(stderr, "bench: put %lu: %s\n", i, kpl_last_error_message());
             return 1;
         }
@@ -65,7 +78,14 @@ int main(int argc, char **argv) {
     double secs = now() - start;
     kpl_producer_free(p, 30000);
     free(data);
+    qsort(g_lat, records, sizeof *g_lat, cmp_double);
     printf("c: %lu records in %.2f s = %.0f records/s (delivered %lu, failed %lu)\n", records, secs,
            (double)records / secs, g_ok, g_failed);
+    printf("{\"records\":%lu,\"seconds\":%.4f,\"records_per_sec\":%.0f,\"latency_ms_p50\":%.3f,"
+           "\"latency_ms_p99\":%.3f,\"delivered\":%lu,\"failed\":%lu}\n",
+           records, secs, (double)records / secs, g_lat[records / 2], g_lat[records * 99 / 100], g_ok,
+           g_failed);
+    free(g_sent);
+    free(g_lat);
     return g_failed == 0 && g_ok == records ? 0 : 1;
 }

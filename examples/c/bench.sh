@@ -29,7 +29,7 @@ for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.1; done
 endpoint="$(head -n1 "$out" | grep -o 'http://[0-9.:]*')"
 echo "sim at $endpoint; $RECORDS records of 100 bytes, 1000 keys, 4 shards, aggregation on ($PROFILE)"
 
-c_line="$("$BUILD/bench" "$endpoint" bench-c "$RECORDS" 100 1000)"
+c_line="$("$BUILD/bench" "$endpoint" bench-c "$RECORDS" 100 1000 | head -n1)"
 echo "$c_line"
 c_rate="$(sed -n 's/.*= \([0-9]*\) records\/s.*/\1/p' <<<"$c_line")"
 
