@@ -135,70 +135,67 @@ function unpack(record) {
 }
 
 /**
- * Packs records `from..count` for one native putMany call, from columns taken
- * when the records were put (so a record object changed afterwards does not
- * change what is sent): `keys`, `datas` (bytes), and `streams` / `ehks`
- * (null when no record has one). At most PUT_MANY_CHUNK records and about
- * PUT_MANY_CHUNK_BYTES of data. Each record's partition key (UTF-8) and
- * data go into one buffer; `offsets` holds 2 per record (key start, data
- * start) and the end. `next` is the first record left out.
+ * Records taken column by column when they are put (so a record object
+ * changed afterwards does not change what is sent), packed into chunks for
+ * the native putMany.
  */
-function packChunk(keys, datas, streams, ehks, from, count) {
-  let upTo = from;
-  let room = 0;
-  while (upTo < count && upTo - from < PUT_MANY_CHUNK && room < PUT_MANY_CHUNK_BYTES) {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    room += 3 * keys[upTo].length + datas[upTo].byteLength;
-    upTo++;
-  }
-  const packed = Buffer.allocUnsafe(room);
-  const offsets = new Uint32Array(2 * (upTo - from) + 1);
-  let at = 0;
-  for (let i = from, k = 0; i < upTo; i++, k++) {
-    offsets[2 * k] = at;
-    at += packed.write(keys[i], at);
-    offsets[2 * k + 1] = at;
-    packed.set(datas[i], at);
-    at += datas[i].byteLength;
-  }
-  offsets[offsets.length - 1] = at;
-  return {
-    next: upTo, packed, offsets,
-    streams: streams === null ? undefined : streams.slice(from, upTo),
-    ehks: ehks === null ? undefined : ehks.slice(from, upTo),
-  };
-}
-
-/** Columns of records for packChunk, with room for `n`. */
 class Columns {
-  constructor(n) {
-    this.keys = new Array(n);
-    this.datas = new Array(n);
-    this.streams = null;
+  constructor() {
+    this.keys = [];
+    this.datas = [];
+    this.streams = null; // one entry per record once any record has one
     this.ehks = null;
-    this.length = 0;
+  }
+
+  get length() {
+    return this.keys.length;
   }
 
   /** Adds a checked record whose data is `bytes`. */
   push(record, bytes) {
-    const k = this.length++;
-    this.keys[k] = record.partitionKey;
-    this.datas[k] = bytes;
-    const stream = record.streamName;
-    if (stream != null) {
-      if (this.streams === null) this.streams = new Array(this.keys.length);
-      this.streams[k] = stream;
-    }
+    const k = this.keys.length;
+    this.keys.push(record.partitionKey);
+    this.datas.push(bytes);
+    const stream = record.streamName ?? undefined;
+    if (this.streams !== null) this.streams.push(stream);
+    else if (stream !== undefined) (this.streams = new Array(k).fill(undefined)).push(stream);
     const ehk = hashKeyOf(record);
-    if (ehk !== undefined) {
-      if (this.ehks === null) this.ehks = new Array(this.keys.length);
-      this.ehks[k] = ehk;
-    }
+    if (this.ehks !== null) this.ehks.push(ehk);
+    else if (ehk !== undefined) (this.ehks = new Array(k).fill(undefined)).push(ehk);
   }
 
-  /** The next chunk from record `from` on. */
+  /**
+   * Packs records `from..` for one native putMany call: at most
+   * PUT_MANY_CHUNK records and about PUT_MANY_CHUNK_BYTES of data. Each
+   * record's partition key (UTF-8) and data go into one buffer; `offsets`
+   * holds 2 per record (key start, data start) and the end. `next` is the
+   * first record left out.
+   */
   chunk(from) {
-    return packChunk(this.keys, this.datas, this.streams, this.ehks, from, this.length);
+    const { keys, datas, streams, ehks } = this;
+    let upTo = from;
+    let room = 0;
+    while (upTo < keys.length && upTo - from < PUT_MANY_CHUNK && room < PUT_MANY_CHUNK_BYTES) {
+      // UTF-8 takes at most 3 bytes per UTF-16 unit.
+      room += 3 * keys[upTo].length + datas[upTo].byteLength;
+      upTo++;
+    }
+    const packed = Buffer.allocUnsafe(room);
+    const offsets = new Uint32Array(2 * (upTo - from) + 1);
+    let at = 0;
+    for (let i = from, k = 0; i < upTo; i++, k++) {
+      offsets[2 * k] = at;
+      at += packed.write(keys[i], at);
+      offsets[2 * k + 1] = at;
+      packed.set(datas[i], at);
+      at += datas[i].byteLength;
+    }
+    offsets[offsets.length - 1] = at;
+    return {
+      next: upTo, packed, offsets,
+      streams: streams === null ? undefined : streams.slice(from, upTo),
+      ehks: ehks === null ? undefined : ehks.slice(from, upTo),
+    };
   }
 }
 
@@ -280,8 +277,9 @@ class Producer {
     this._closed = false;
     this._native = null;
     // put() calls made in one turn of the event loop go to the native side
-    // together, in putMany chunks: [key, bytes, stream, ehk, resolve, reject, ...] flat.
-    this._queue = [];
+    // together, in putMany chunks: the records, and [resolve, reject, ...].
+    this._queue = new Columns();
+    this._resolvers = [];
     this._draining = null;
     const settings = toSettings(options);
     const path = token === CREATE ? propertiesPath : undefined;
@@ -321,7 +319,7 @@ class Producer {
 
   /** Records put and not yet resolved. */
   get outstanding() {
-    const queued = this._queue.length / 6;
+    const queued = this._queue.length;
     return (this._native ? this._native.outstanding() : this._pending.size) + queued;
   }
 
@@ -479,8 +477,8 @@ class Producer {
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
-      const q = this._queue;
-      q.push(record.partitionKey, bytes, record.streamName ?? undefined, hashKeyOf(record), resolve, reject);
+      this._queue.push(record, bytes);
+      this._resolvers.push(resolve, reject);
       // The first put of this turn schedules the hand-over; the others of
       // the same turn join it (one native call per chunk, not per record).
       if (this._draining === null) this._draining = Promise.resolve().then(() => this._drain());
@@ -508,25 +506,13 @@ class Producer {
     try {
       if (this._native === null) await this._ready;
       while (this._queue.length > 0) {
-        const q = this._queue;
-        this._queue = [];
-        const n = q.length / 6;
-        const keys = new Array(n);
-        const datas = new Array(n);
-        let streams = null;
-        let ehks = null;
-        resolvers = new Array(2 * n);
+        const cols = this._queue;
+        resolvers = this._resolvers;
         sent = 0;
-        for (let i = 0, k = 0; i < q.length; i += 6, k++) {
-          keys[k] = q[i];
-          datas[k] = q[i + 1];
-          if (q[i + 2] !== undefined) (streams ??= new Array(n))[k] = q[i + 2];
-          if (q[i + 3] !== undefined) (ehks ??= new Array(n))[k] = q[i + 3];
-          resolvers[2 * k] = q[i + 4];
-          resolvers[2 * k + 1] = q[i + 5];
-        }
-        while (sent < n) {
-          const c = packChunk(keys, datas, streams, ehks, sent, n);
+        this._queue = new Columns();
+        this._resolvers = [];
+        while (sent < cols.length) {
+          const c = cols.chunk(sent);
           const id = this._id();
           this._track(id, { singles: resolvers.slice(2 * sent, 2 * c.next), left: c.next - sent });
           const admitted = this._putChunk(id, c);
@@ -538,9 +524,10 @@ class Producer {
       // The producer never started (or the native call refused the batch):
       // fail every put not yet handed over.
       for (let i = 2 * sent; i < resolvers.length; i += 2) resolvers[i + 1](err);
-      const q = this._queue;
-      this._queue = [];
-      for (let i = 0; i < q.length; i += 6) q[i + 5](err);
+      const waiting = this._resolvers;
+      this._queue = new Columns();
+      this._resolvers = [];
+      for (let i = 0; i < waiting.length; i += 2) waiting[i + 1](err);
     } finally {
       this._draining = null;
     }
@@ -596,7 +583,7 @@ class Producer {
     // outcome comes back by its index in the chunk.
     // Checked and taken here, before any await; a refused record keeps its
     // place in `results`, `positions` maps the others back when any was.
-    const cols = new Columns(n);
+    const cols = new Columns();
     let positions = null;
     for (let i = 0; i < n; i++) {
       let bytes;
