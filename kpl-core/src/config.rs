@@ -85,6 +85,10 @@ pub struct Config {
     /// Static credentials (kpl-rs `AwsAccessKeyId`, `AwsSecretAccessKey`,
     /// `AwsSessionToken`); `None`: aws-config's default chain.
     pub credentials: Option<StaticCredentials>,
+    /// Seed of the producer's random choices (backoff jitter), for runs
+    /// that must repeat exactly, such as simulation tests; `None` (the
+    /// default): seeded from the operating system.
+    pub random_seed: Option<u64>,
 }
 
 /// An access key pair, for endpoints outside AWS (simulators) or tests.
@@ -134,6 +138,7 @@ impl Default for Config {
             max_buffered_bytes: 256 * 1024 * 1024,
             shard_map_refresh_interval: Duration::from_secs(60),
             credentials: None,
+            random_seed: None,
         }
     }
 }
@@ -542,6 +547,13 @@ impl ConfigBuilder {
     /// How often shard maps are re-read (zero: only on misrouted records).
     pub fn shard_map_refresh_interval(mut self, interval: Duration) -> Self {
         self.config.shard_map_refresh_interval = interval;
+        self
+    }
+
+    /// Seeds the producer's random choices (backoff jitter), so that a run
+    /// against a deterministic endpoint repeats exactly.
+    pub fn random_seed(mut self, seed: u64) -> Self {
+        self.config.random_seed = Some(seed);
         self
     }
 
