@@ -19,6 +19,13 @@ const MAX_REQUEST_BACKOFF: Duration = Duration::from_secs(5);
 /// When an attempt started and ended.
 type Span = (Instant, Instant);
 
+/// Records of one answer to send again: at once, or after a backoff.
+#[derive(Default)]
+struct Retries {
+    now: Vec<Pending>,
+    later: Vec<Pending>,
+}
+
 impl Engine {
     fn rules(&self) -> Rules {
         Rules {
@@ -55,52 +62,64 @@ impl Engine {
         if let Some(stream) = self.streams.get_mut(id) {
             stream.request_backoff = Duration::ZERO;
         }
-        let (mut again, mut later) = (Vec::new(), Vec::new());
+        let mut again = Retries::default();
         for ((ob, verdict), outcome) in batch.into_iter().zip(judged.verdicts).zip(outcomes) {
             let failure = match outcome {
                 EntryOutcome::Failed { code, message } => Some((code.as_str(), message.as_str())),
                 EntryOutcome::Delivered { .. } => None,
             };
-            match verdict {
-                Verdict::Deliver {
-                    shard_id,
-                    sequence_number,
-                } => {
-                    self.note_delivered(id, &shard_id, ob.record.size(), span.1);
-                    let attempt = Some(span);
-                    self.resolution
-                        .delivered(ob.record, &shard_id, &sequence_number, attempt, now);
-                }
-                Verdict::Suspect {
-                    shard_id,
-                    sequence_number,
-                } => self.suspect(id, ob, shard_id, sequence_number, span),
-                Verdict::Retry(Pace::Limiter) => again.extend(attempted(ob, span, failure)),
-                Verdict::Retry(Pace::Attempts) => {
-                    for p in attempted(ob, span, failure) {
-                        if p.attempts.len() <= 1 {
-                            again.push(p);
-                        } else {
-                            later.push(p);
-                        }
-                    }
-                }
-                Verdict::Fail(err) => {
-                    for p in attempted(ob, span, failure) {
-                        self.resolution.fail(p, retrier::copy(&err), now);
-                    }
-                }
-            }
+            self.carry_out(id, ob, verdict, failure, span, now, &mut again);
         }
-        if !again.is_empty() {
-            self.retry(again, Duration::ZERO, now);
-        }
-        if let Some(most) = later.iter().map(|p: &Pending| p.attempts.len()).max() {
+        self.retry(again.now, Duration::ZERO, now);
+        if let Some(most) = again.later.iter().map(|p| p.attempts.len()).max() {
             let delay = self.jitter(retrier::backoff_after(most));
-            self.retry(later, delay, now);
+            self.retry(again.later, delay, now);
         }
         if judged.stream_gone || judged.misrouted {
             self.load_map(id, now);
+        }
+    }
+
+    /// One entry's verdict; records to send again go into `again`.
+    #[allow(clippy::too_many_arguments)]
+    fn carry_out(
+        &mut self,
+        id: StreamId,
+        ob: Outbound,
+        verdict: Verdict,
+        failure: Option<(&str, &str)>,
+        span: Span,
+        now: Instant,
+        again: &mut Retries,
+    ) {
+        match verdict {
+            Verdict::Deliver {
+                shard_id,
+                sequence_number,
+            } => {
+                self.note_delivered(id, &shard_id, ob.record.size(), span.1);
+                self.resolution
+                    .delivered(ob.record, &shard_id, &sequence_number, Some(span), now);
+            }
+            Verdict::Suspect {
+                shard_id,
+                sequence_number,
+            } => self.suspect(id, ob, shard_id, sequence_number, span),
+            Verdict::Retry(Pace::Limiter) => again.now.extend(attempted(ob, span, failure)),
+            Verdict::Retry(Pace::Attempts) => {
+                for p in attempted(ob, span, failure) {
+                    if p.attempts.len() <= 1 {
+                        again.now.push(p);
+                    } else {
+                        again.later.push(p);
+                    }
+                }
+            }
+            Verdict::Fail(err) => {
+                for p in attempted(ob, span, failure) {
+                    self.resolution.fail(p, retrier::copy(&err), now);
+                }
+            }
         }
     }
 
