@@ -39,7 +39,7 @@ TRIPLE="$ARCH-unknown-linux-gnu"
 NODE_PLATFORM="linux-$NODE_ARCH-gnu"
 WHEEL_PLATFORM="manylinux_2_17_$ARCH.manylinux2014_$ARCH"
 OUT="$TARGET_DIR/$TRIPLE/$PROFILE"
-STAGE="$TARGET_DIR/package"
+STAGE="$TARGET_DIR/dist-stage"
 
 # ------------------------------------------------------------- tools --
 VENV="$ROOT/.venv-package"
