@@ -31,6 +31,8 @@ banner() {
 # ---------------------------------------------------------------- steps --
 
 step_lint() {
+    # One version: the npm manifests and napi's loader agree with Cargo.toml.
+    python3 scripts/version.py
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 }
@@ -228,11 +230,19 @@ step_package() {
     echo '{ "name": "kpl-rs-package-test", "private": true }' >"$work/npm/package.json"
     (cd "$work/npm" && npm install --offline --no-audit --no-fund --loglevel=error \
         "$ROOT/dist/kpl-rs-$version.tgz" && node produce.mjs)
+    # The napi-rs layout: without its own addon the package loads the one of
+    # the per-platform package (dist/npm/), at the same version.
+    local platform_tgz
+    platform_tgz="$(echo "$ROOT"/dist/npm/kpl-rs-linux-*-"$version".tgz)"
+    (cd "$work/npm" && npm install --offline --no-audit --no-fund --loglevel=error "$platform_tgz" &&
+        rm node_modules/kpl-rs/kpl-rs.*.node &&
+        NAPI_RS_ENFORCE_VERSION_CHECK=1 node produce.mjs)
 
     tar -C "$work" -xzf "$ROOT"/dist/kpl-c-sdk-"$version"-*.tar.gz
     sdk="$(echo "$work"/kpl-c-sdk-"$version"-*)"
     cmake -S tests/package/c -B "$work/cmake" -DCMAKE_PREFIX_PATH="$sdk" >/dev/null
     cmake --build "$work/cmake" >/dev/null
+    echo "consumer loads $(ldd "$work/cmake/consumer" | grep -o 'libkpl.so => [^ ]*')"
     "$work/cmake/consumer"
     "$work/cmake/consumer_static"
     # shellcheck disable=SC2046 # pkg-config's flags are words

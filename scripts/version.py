@@ -6,8 +6,10 @@
 Every crate inherits it (version.workspace), the wheel and sdist take it
 from Cargo.toml (maturin, scripts/wheel.py), kpl.pc and the CMake package get
 it from scripts/package.sh, and kpl_version() / `kpl --version` from cargo.
-Only npm needs it written down: bindings/node/package.json and its lockfile,
-checked here (scripts/package.sh runs this) and written by --set.
+Only npm needs it written down: bindings/node/package.json, its lockfile and
+native.cjs (napi-rs's loader compares the per-platform package's version with
+its own), checked here (scripts/package.sh and the lint step run this) and
+written by --set.
 """
 
 import json
@@ -19,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CARGO = ROOT / "Cargo.toml"
 NPM = [ROOT / "bindings/node/package.json", ROOT / "bindings/node/package-lock.json"]
+LOADER = ROOT / "bindings/node/native.cjs"
+# The version napi build wrote into the loader, in each platform's check.
+LOADER_VERSION = re.compile(r"(bindingPackageVersion !== '|expected )([^' ]+)")
 
 
 def npm_versions(path: Path) -> list:
@@ -50,6 +55,7 @@ def set_version(version: str) -> None:
         if "packages" in doc:
             doc["packages"][""]["version"] = version
         path.write_text(json.dumps(doc, indent=2) + "\n")
+    LOADER.write_text(LOADER_VERSION.sub(rf"\g<1>{version}", LOADER.read_text()))
 
 
 def main() -> int:
@@ -70,6 +76,10 @@ def main() -> int:
         for name, dep in cargo["workspace"]["dependencies"].items()
         if isinstance(dep, dict) and "path" in dep and dep.get("version") != version
     ]
+    loader = {m.group(2) for m in LOADER_VERSION.finditer(LOADER.read_text())}
+    wrong += [f"{LOADER.relative_to(ROOT)} expects {v}" for v in sorted(loader - {version})]
+    if not loader:
+        wrong.append(f"{LOADER.relative_to(ROOT)} has no version check (napi build changed?)")
     if wrong:
         print(
             f"the workspace version is {version}, but " + "; ".join(wrong)

@@ -67,9 +67,10 @@ try {
   }
   const ok = got === RECORDS && seen.size === sent.size &&
     [...sent].every(([data, key]) => seen.get(data) === key) && results.every((r) => r.shardId);
-  const where = createRequire(import.meta.url).resolve('kpl-rs');
+  // The addon file that was loaded: the package's own or a platform package's.
+  const addon = Object.keys(createRequire(import.meta.url).cache).find((f) => f.endsWith('.node'));
   const aggregated = results.filter((r) => r.aggregated).length;
-  console.log(`npm: kpl-rs ${where}: ${results.length} records put (${aggregated} aggregated), ` +
+  console.log(`npm: addon ${addon}: ${results.length} records put (${aggregated} aggregated), ` +
     `${got} read back: ${ok ? 'ok' : 'MISMATCH'}`);
   process.exitCode = ok ? 0 : 1;
 } finally {
