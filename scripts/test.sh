@@ -20,7 +20,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export KPL_BIN="${KPL_BIN:-$TARGET_DIR/debug/kpl}"
 VENV="$ROOT/.venv"
 
-ALL_STEPS=(lint build rust sim python node c python_binding node_binding)
+ALL_STEPS=(lint build rust sim python node c python_binding node_binding docs package)
 FAILED=()
 PASSED=()
 
@@ -31,6 +31,8 @@ banner() {
 # ---------------------------------------------------------------- steps --
 
 step_lint() {
+    # One version: the npm manifests and napi's loader agree with Cargo.toml.
+    python3 scripts/version.py
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 }
@@ -161,9 +163,7 @@ step_node_binding() {
     (cd "$dir" && node --test test/*.test.mjs)
 }
 
-step_c() {
-    # The C ABI (kpl-ffi): header up to date, C tests against `kpl sim`
-    # plain and under AddressSanitizer (LeakSanitizer on), CMake examples.
+setup_c_tools() {
     local missing=() tool
     for tool in cc make pkg-config cmake; do
         command -v "$tool" >/dev/null || missing+=("$tool")
@@ -175,6 +175,12 @@ step_c() {
         $sudo apt-get update -qq
         $sudo apt-get install -y -qq build-essential pkg-config cmake
     fi
+}
+
+step_c() {
+    # The C ABI (kpl-ffi): header up to date, C tests against `kpl sim`
+    # plain and under AddressSanitizer (LeakSanitizer on), CMake examples.
+    setup_c_tools
     # The workspace build holds libkpl_ffi and `kpl` already (a no-op after
     # the build step; building `-p kpl-ffi` alone would recompile shared
     # crates with other features). kpl-ffi's Rust tests, the header check
@@ -183,6 +189,77 @@ step_c() {
     make -C tests/c TARGET_DIR="$TARGET_DIR" PROFILE=debug KPL_BIN="$KPL_BIN" test asan
     cmake -S examples/c -B "$TARGET_DIR/kpl-c-examples-debug" -DKPL_LIB_DIR="$TARGET_DIR/debug" >/dev/null
     cmake --build "$TARGET_DIR/kpl-c-examples-debug"
+}
+
+step_docs() {
+    # What crates.io and docs.rs would say: rustdoc with warnings as errors
+    # (broken links, missing docs), the kpl-core examples run, and
+    # `cargo publish --dry-run` of every publishable crate, packaged
+    # together so their dependencies on each other resolve. Verifying the
+    # packages compiles each crate alone, with its own features: three more
+    # debug builds of the AWS SDK (~15 min on 2 cores), so CI skips that part
+    # (the workspace build compiles the same sources; no public crate reads
+    # files outside its own directory). Before a release:
+    # KPL_PUBLISH_VERIFY=1 scripts/test.sh docs
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+    step_build
+    "$TARGET_DIR/debug/examples/deaggregate"
+    "$TARGET_DIR/debug/examples/produce"
+    local args=(--workspace --dry-run --locked --allow-dirty)
+    [[ "${KPL_PUBLISH_VERIFY:-}" == 1 ]] || args+=(--no-verify)
+    cargo publish "${args[@]}"
+}
+
+step_package() {
+    # scripts/package.sh builds every artifact into dist/ (the run's one
+    # release build, zig-linked for glibc 2.17) and prints their sizes and
+    # glibc needs. Then each is installed and used where no cargo is on
+    # PATH, against dist/kpl's `kpl sim`: the wheel in a fresh venv (no
+    # index), the npm tarball in an empty project (offline), the C SDK
+    # through find_package(kpl) (shared and static) and pkg-config.
+    setup_c_tools
+    scripts/package.sh
+    local version work sdk
+    version="$(python3 scripts/version.py)"
+    work="$TARGET_DIR/package-test"
+    rm -rf "$work"
+    mkdir -p "$work/npm"
+    export KPL_BIN="$ROOT/dist/kpl"
+    PATH="$(tr ':' '\n' <<<"$PATH" | grep -v -e '/\.cargo/bin' -e '/\.rustup/' | paste -sd:)"
+    export PATH
+    if command -v cargo >/dev/null || command -v rustc >/dev/null; then
+        echo "package: cargo/rustc still on PATH ($(command -v cargo rustc))" >&2
+        return 1
+    fi
+
+    python3 -m venv "$work/venv"
+    "$work/venv/bin/pip" install --quiet --disable-pip-version-check --no-index \
+        "$ROOT"/dist/kpl_rs-"$version"-*.whl
+    (cd "$work" && venv/bin/python "$ROOT/tests/package/produce.py")
+
+    cp tests/package/produce.mjs "$work/npm/"
+    echo '{ "name": "kpl-rs-package-test", "private": true }' >"$work/npm/package.json"
+    (cd "$work/npm" && npm install --offline --no-audit --no-fund --loglevel=error \
+        "$ROOT/dist/kpl-rs-$version.tgz" && node produce.mjs)
+    # The napi-rs layout: without its own addon the package loads the one of
+    # the per-platform package (dist/npm/), at the same version.
+    local platform_tgz
+    platform_tgz="$(echo "$ROOT"/dist/npm/kpl-rs-linux-*-"$version".tgz)"
+    (cd "$work/npm" && npm install --offline --no-audit --no-fund --loglevel=error "$platform_tgz" &&
+        rm node_modules/kpl-rs/kpl-rs.*.node &&
+        NAPI_RS_ENFORCE_VERSION_CHECK=1 node produce.mjs)
+
+    tar -C "$work" -xzf "$ROOT"/dist/kpl-c-sdk-"$version"-*.tar.gz
+    sdk="$(echo "$work"/kpl-c-sdk-"$version"-*)"
+    cmake -S tests/package/c -B "$work/cmake" -DCMAKE_PREFIX_PATH="$sdk" >/dev/null
+    cmake --build "$work/cmake" >/dev/null
+    echo "consumer loads $(ldd "$work/cmake/consumer" | grep -o 'libkpl.so => [^ ]*')"
+    "$work/cmake/consumer"
+    "$work/cmake/consumer_static"
+    # shellcheck disable=SC2046 # pkg-config's flags are words
+    cc -std=c99 -Wall -Wextra -Werror -Wno-unused-function -Itests/c tests/package/c/consumer.c \
+        $(PKG_CONFIG_PATH="$sdk/lib/pkgconfig" pkg-config --cflags --libs kpl) -o "$work/consumer-pc"
+    "$work/consumer-pc"
 }
 
 # ----------------------------------------------------------------- main --

@@ -5,6 +5,19 @@
 //!
 //! Used by the integration tests and by `kpl perf --verify`; it reads a
 //! whole stream into memory, which suits tests and benchmarks only.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), String> {
+//! // A loopback endpoint such as kpl-sim's, with the test keys it accepts.
+//! let client = kpl_readback::client("http://127.0.0.1:4567");
+//! kpl_readback::ensure_stream(&client, "orders", 2).await?;
+//! // ... produce to "orders" ...
+//! for record in kpl_readback::read_stream(&client, "orders").await? {
+//!     println!("{} #{} {}", record.shard_id, record.sub_sequence_number, record.partition_key);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 use std::time::Duration;
