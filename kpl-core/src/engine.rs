@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind, is_retryable_code};
 use crate::hash::HashKey;
 use crate::limiter::{ShardLimiter, jitter};
-use crate::metrics::Recorder;
+use crate::metrics::{Hooks, Recorder};
 use crate::record::{Attempt, Attempts, PutResult, UserRecord};
 use crate::shard_map::ShardMap;
 use crate::transport::{Entry, EntryOutcome, ShardInfo, Transport};
@@ -155,6 +155,8 @@ enum Timer {
     MapRefresh {
         stream: usize,
     },
+    /// Sample UserRecordsPending; cut the metrics window when it is due.
+    Metrics,
 }
 
 struct TimerEntry {
@@ -253,6 +255,7 @@ pub(crate) struct Engine {
     /// The time at the start of this turn of the loop: one clock read per
     /// wake-up instead of several per record.
     clock: Instant,
+    metrics_hooks: Hooks,
 }
 
 impl Engine {
@@ -261,9 +264,11 @@ impl Engine {
         transport: Transport,
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,
+        metrics_hooks: Hooks,
     ) -> Engine {
         let (events_tx, events) = mpsc::unbounded_channel();
-        Engine {
+        let first_metrics_tick = metrics_hooks.first_tick();
+        let mut engine = Engine {
             config,
             transport,
             shared,
@@ -283,7 +288,12 @@ impl Engine {
             aborting: false,
             closing: false,
             clock: Instant::now(),
+            metrics_hooks,
+        };
+        if let Some(at) = first_metrics_tick {
+            engine.schedule(at, Timer::Metrics);
         }
+        engine
     }
 
     /// Runs until every producer handle is gone (or `Abort`) and nothing
@@ -355,6 +365,7 @@ impl Engine {
             let err = Error::new(ErrorKind::ShutDown, "the producer is shutting down");
             return self.finish_untracked(p, err);
         }
+        self.metrics_hooks.received(&p.stream);
         p.epoch = self.epoch_base + self.epochs.len() as u64 - 1;
         *self.epochs.back_mut().expect("one epoch always exists") += 1;
         self.route(p);
@@ -714,6 +725,15 @@ impl Engine {
             result,
         } = c;
         let duration = ended - started;
+        self.metrics_hooks.request(
+            &self.streams[s].name,
+            duration,
+            batch.iter().map(|ob| (ob.shard.as_ref(), &ob.record)),
+            result
+                .as_ref()
+                .map(Vec::as_slice)
+                .map_err(|e| e.code().unwrap_or(e.kind().as_str())),
+        );
         match result {
             Ok(outcomes) => {
                 // Count the request before any result goes out: a flush
@@ -1147,6 +1167,10 @@ impl Engine {
                     }
                 }
                 Timer::MapRefresh { stream } => self.load_map(stream),
+                Timer::Metrics => {
+                    let next = self.metrics_hooks.tick(now);
+                    self.schedule(next, Timer::Metrics);
+                }
             }
         }
     }
@@ -1175,6 +1199,8 @@ impl Engine {
         attempt: Option<(Instant, Instant)>,
     ) {
         let aggregated = kr.is_aggregated();
+        self.metrics_hooks
+            .delivered(&kr, shard_id, attempt.map(|(started, _)| started));
         // Counters and buffer room first, once per Kinesis record: whoever
         // sees a result must also see it counted and its room given back.
         let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
@@ -1236,6 +1262,8 @@ impl Engine {
         let size = p.record.size();
         let epoch = p.epoch;
         let buffering = self.clock.saturating_duration_since(p.arrival);
+        self.metrics_hooks
+            .failed(&p, err.kind() == ErrorKind::Expired, self.clock);
         self.shared
             .metrics
             .user_records_done(false, 1, buffering, buffering);

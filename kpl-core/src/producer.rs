@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::engine::{Command, Engine, IndexedCallback, Pending, Reply, Shared};
 use crate::error::{Error, ErrorKind};
-use crate::metrics::{Metrics, Recorder};
+use crate::metrics::{self, Metrics, Recorder};
 use crate::record::{PutResult, UserRecord};
 use crate::transport::Transport;
 
@@ -130,7 +130,11 @@ impl Producer {
             byte_permits: Semaphore::new(config.max_buffered_bytes),
         });
         let (commands, rx) = mpsc::unbounded_channel();
-        let engine = Engine::new(config.clone(), transport, shared.clone(), rx);
+        let (hooks, windows) = metrics::Hooks::new(&config);
+        if let Some(windows) = windows {
+            metrics::spawn_upload(config.clone(), windows, shared.clone());
+        }
+        let engine = Engine::new(config.clone(), transport, shared.clone(), rx, hooks);
         let handle = tokio::spawn(engine.run());
         Producer {
             inner: Arc::new(Inner {
