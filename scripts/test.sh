@@ -33,6 +33,7 @@ banner() {
 step_lint() {
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo clippy -p kpl-core --all-targets --locked --features metrics-facade -- -D warnings
 }
 
 step_build() {
@@ -64,6 +65,8 @@ step_rust() {
     fi
     echo "kinesalite at $endpoint (pid $pid)"
     KPL_KINESALITE_ENDPOINT="$endpoint" cargo test --workspace --locked
+    # The `metrics` crate facade, an optional feature the workspace run leaves off.
+    cargo test -p kpl-core --locked --features metrics-facade --lib metrics::
 }
 
 setup_python() {
