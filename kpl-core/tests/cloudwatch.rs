@@ -15,6 +15,17 @@ use kpl_core::{Config, MetricsLevel, Producer, UserRecord};
 use kpl_sim::{Faults, Sim, SimConfig};
 use serde_json::Value;
 
+/// A simulator with limits off, one stream, and `faults`.
+async fn sim_with(stream: &str, shards: u32, faults: Faults) -> Sim {
+    let config = SimConfig::default()
+        .unlimited()
+        .stream(stream, shards)
+        .faults(faults);
+    Sim::start(config)
+        .await
+        .expect("simulator starts on loopback")
+}
+
 /// Every datum received so far, with the request it came in.
 fn datums(sim: &Sim) -> Vec<Value> {
     let cw = sim.cloudwatch();
@@ -126,14 +137,7 @@ async fn detailed_shard_metrics_sum_to_the_records_at_every_level() {
         seed: 11,
         ..Faults::none()
     };
-    let sim = Sim::start(
-        SimConfig::default()
-            .unlimited()
-            .stream("cw", 4)
-            .faults(faults),
-    )
-    .await
-    .unwrap();
+    let sim = sim_with("cw", 4, faults).await;
     let producer = producer(
         config(&sim.endpoint())
             .set("MetricsUploadDelay", "200")
@@ -244,9 +248,7 @@ async fn detailed_shard_metrics_sum_to_the_records_at_every_level() {
 
 #[tokio::test]
 async fn a_kpl_properties_file_chooses_level_granularity_and_namespace() {
-    let sim = Sim::start(SimConfig::default().unlimited().stream("props", 2))
-        .await
-        .unwrap();
+    let sim = sim_with("props", 2, Faults::none()).await;
     let text = format!(
         "MetricsLevel = summary\nMetricsGranularity = stream\nMetricsNamespace = Team/Producer\n\
          MetricsUploadDelay = 60000\nCloudwatchEndpoint = {}\n",
@@ -291,9 +293,7 @@ async fn a_kpl_properties_file_chooses_level_granularity_and_namespace() {
 
 #[tokio::test]
 async fn large_dimensions_split_into_requests_within_the_limits() {
-    let sim = Sim::start(SimConfig::default().unlimited().stream("big", 8))
-        .await
-        .unwrap();
+    let sim = sim_with("big", 8, Faults::none()).await;
     // 25 dimensions of 1,000 characters: about 26 KB per datum at the shard
     // level, so a window of a few hundred datums needs several requests.
     let dims: Vec<String> = (0..25)
@@ -333,14 +333,7 @@ async fn failing_or_unreachable_cloudwatch_loses_no_records() {
         cloudwatch_500: 1.0,
         ..Faults::none()
     };
-    let sim = Sim::start(
-        SimConfig::default()
-            .unlimited()
-            .stream("f", 2)
-            .faults(faults),
-    )
-    .await
-    .unwrap();
+    let sim = sim_with("f", 2, faults).await;
     for endpoint in [sim.endpoint(), "http://127.0.0.1:9".to_owned()] {
         let producer = producer(
             config(&sim.endpoint())
@@ -370,9 +363,7 @@ async fn failing_or_unreachable_cloudwatch_loses_no_records() {
 
 #[tokio::test]
 async fn metrics_level_none_uploads_nothing_and_metrics_still_count() {
-    let sim = Sim::start(SimConfig::default().unlimited().stream("quiet", 1))
-        .await
-        .unwrap();
+    let sim = sim_with("quiet", 1, Faults::none()).await;
     let config: Config = config(&sim.endpoint())
         .metrics_level(MetricsLevel::None)
         .metrics_upload_delay(Duration::from_millis(10))
