@@ -104,6 +104,10 @@ pub struct Config {
     /// Dimensions added to every metric (the KPL's
     /// `addAdditionalMetricsDimension`; kpl-rs `AdditionalMetricsDimensions`).
     pub metrics_dimensions: Vec<MetricsDimension>,
+    /// Seed of the producer's random choices (backoff jitter), for runs
+    /// that must repeat exactly, such as simulation tests; `None` (the
+    /// default): seeded from the operating system.
+    pub random_seed: Option<u64>,
 }
 
 /// An access key pair, for endpoints outside AWS (simulators) or tests.
@@ -160,6 +164,7 @@ impl Default for Config {
             cloudwatch_endpoint: None,
             cloudwatch_port: 443,
             metrics_dimensions: Vec::new(),
+            random_seed: None,
         }
     }
 }
@@ -652,6 +657,13 @@ impl ConfigBuilder {
             value: value.into(),
             granularity,
         });
+        self
+    }
+
+    /// Seeds the producer's random choices (backoff jitter), so that a run
+    /// against a deterministic endpoint repeats exactly.
+    pub fn random_seed(mut self, seed: u64) -> Self {
+        self.config.random_seed = Some(seed);
         self
     }
 

@@ -21,12 +21,14 @@
 #![deny(missing_docs)]
 
 pub mod aggregation;
+mod codes;
 mod config;
-mod engine;
 mod error;
 mod hash;
+pub mod kinesis;
 mod limiter;
 mod metrics;
+mod pipeline;
 mod producer;
 mod record;
 mod shard_map;
@@ -36,5 +38,5 @@ pub use config::{Config, ConfigBuilder, StaticCredentials};
 pub use error::{Error, ErrorKind};
 pub use hash::HashKey;
 pub use metrics::{Metrics, MetricsDimension, MetricsGranularity, MetricsLevel};
-pub use producer::{Producer, PutHandle};
+pub use producer::{PipelineStats, Producer, PutHandle};
 pub use record::{Attempt, MAX_PARTITION_KEY_CHARS, PutResult, UserRecord};

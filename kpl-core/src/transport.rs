@@ -4,8 +4,6 @@
 //! shard and per error), its timeouts come from `ConnectTimeout` and
 //! `RequestTimeout`, and TLS is rustls with the ring provider.
 
-use std::sync::Arc;
-
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -16,44 +14,14 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use bytes::Bytes;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
+use crate::kinesis::{BoxFuture, Entry, EntryOutcome, Kinesis, ShardInfo, StreamSummary};
 
 /// Region used for signing when an endpoint is set and no region is found:
 /// simulators accept any.
 const FALLBACK_REGION: &str = "us-east-1";
-
-/// One shard: its id, inclusive hash key range, and whether it still
-/// takes writes (a reshard closes its parents).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ShardInfo {
-    pub id: Arc<str>,
-    pub start: u128,
-    pub end: u128,
-    pub open: bool,
-}
-
-/// One Kinesis record to send.
-pub(crate) struct Entry {
-    pub partition_key: String,
-    pub explicit_hash_key: Option<String>,
-    pub data: Bytes,
-}
-
-/// What the service said about one entry of a PutRecords.
-#[derive(Debug)]
-pub(crate) enum EntryOutcome {
-    Delivered {
-        shard_id: Arc<str>,
-        sequence_number: Arc<str>,
-    },
-    Failed {
-        code: String,
-        message: String,
-    },
-}
 
 /// The SDK settings every client of the producer shares (Kinesis and
 /// CloudWatch): region, credentials (static, or aws-config's default
@@ -252,6 +220,49 @@ impl Transport {
                 },
             )
             .collect())
+    }
+
+    /// DescribeStreamSummary.
+    pub async fn describe_stream_summary(&self, stream: &str) -> Result<StreamSummary, Error> {
+        let output = self
+            .client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .map_err(classify)?;
+        let summary = output.stream_description_summary().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("DescribeStreamSummary for {stream} answered no summary"),
+            )
+        })?;
+        Ok(StreamSummary {
+            stream_name: summary.stream_name().to_owned(),
+            stream_arn: summary.stream_arn().to_owned(),
+            open_shard_count: u32::try_from(summary.open_shard_count()).unwrap_or(0),
+        })
+    }
+}
+
+impl Kinesis for Transport {
+    fn list_shards<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<ShardInfo>, Error>> {
+        Box::pin(Transport::list_shards(self, stream))
+    }
+
+    fn put_records<'a>(
+        &'a self,
+        stream: &'a str,
+        entries: Vec<Entry>,
+    ) -> BoxFuture<'a, Result<Vec<EntryOutcome>, Error>> {
+        Box::pin(Transport::put_records(self, stream, entries))
+    }
+
+    fn describe_stream_summary<'a>(
+        &'a self,
+        stream: &'a str,
+    ) -> BoxFuture<'a, Result<StreamSummary, Error>> {
+        Box::pin(Transport::describe_stream_summary(self, stream))
     }
 }
 

@@ -22,8 +22,8 @@ use super::accumulator::{Accumulator, Cell, StatSet};
 use super::names::{MetricsLevel, Name};
 use crate::aggregation::KinesisRecord;
 use crate::config::Config;
-use crate::engine::Pending;
-use crate::transport::EntryOutcome;
+use crate::kinesis::EntryOutcome;
+use crate::pipeline::Pending;
 
 /// How often UserRecordsPending is sampled (the KPL's period).
 const PENDING_SAMPLE_EVERY: Duration = Duration::from_millis(200);

@@ -23,8 +23,8 @@ use super::accumulator::{Cell, StatSet};
 use super::hooks::Window;
 use super::names::{MetricsGranularity, Name};
 use crate::config::Config;
-use crate::engine::Shared;
 use crate::error::Error;
+use crate::pipeline::Shared;
 use crate::transport::{classify, fallback_region, sdk_config};
 
 /// CloudWatch's PutMetricData limits (API reference, 2023 on): at most
