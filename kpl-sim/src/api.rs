@@ -16,8 +16,8 @@ use crate::protocol::{
     self, ApiError, CreateStream, PutRecord, PutRecords, StreamOp, epoch_secs, stream_name,
 };
 use crate::state::{
-    PutEntry, PutOutcome, Registry, Shard, Stream, hash_partition_key, now_millis, parse_hash_key,
-    parse_seq, read_shard, seq_string, shard_index_of,
+    PutEntry, PutOutcome, Registry, Shard, Stream, hash_partition_key, parse_hash_key, parse_seq,
+    read_shard, seq_string, shard_index_of,
 };
 
 /// Counters kept while the simulator runs.
@@ -485,7 +485,8 @@ impl Shared {
             .get(index as usize)
             .cloned()
             .ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator"))?;
-        let res = read_shard(&shard, pos, limit as usize, limits.max_get_bytes);
+        let now_ms = self.registry.clock.epoch_millis();
+        let res = read_shard(&shard, pos, limit as usize, limits.max_get_bytes, now_ms);
         add(&self.counters.records_read, res.records.len() as u64);
         #[derive(Serialize)]
         struct OutRec<'a> {
@@ -559,69 +560,12 @@ impl Shared {
         ehk: Option<&str>,
         limits: &Limits,
     ) -> Result<PutEntry, ApiError> {
-        let at = |m: &str| match i {
-            Some(i) => format!("records.{}.member.{m}", i + 1),
-            None => m.to_string(),
-        };
-        let data = data.ok_or_else(|| ApiError::missing(&at("data")))?;
-        let key = key.ok_or_else(|| ApiError::missing(&at("partitionKey")))?;
-        let chars = key.chars().count();
-        if chars < 1 || chars > limits.max_partition_key_chars {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{key}' at '{}' failed to satisfy constraint: Member must have length {}",
-                at("partitionKey"),
-                if chars < 1 {
-                    "greater than or equal to 1".to_string()
-                } else {
-                    format!("less than or equal to {}", limits.max_partition_key_chars)
-                }
-            )));
-        }
-        let decoded = B64
-            .decode(data.as_bytes())
-            .map_err(|_| ApiError::serialization(format!("Invalid base64 in '{}'", at("data"))))?;
-        if decoded.len() > limits.max_record_bytes {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {}",
-                at("data"),
-                limits.max_record_bytes
-            )));
-        }
-        if decoded.len() + key.len() > limits.max_record_bytes {
-            return Err(ApiError::invalid_argument(format!(
-                "Record size (data + partition key) {} exceeds the maximum record size {}",
-                decoded.len() + key.len(),
-                limits.max_record_bytes
-            )));
-        }
-        let hash = match ehk {
-            Some(e) => {
-                let valid_pattern = e == "0"
-                    || (!e.is_empty()
-                        && e.len() <= 39
-                        && !e.starts_with('0')
-                        && e.bytes().all(|b| b.is_ascii_digit()));
-                if !valid_pattern {
-                    return Err(ApiError::validation(format!(
-                        "1 validation error detected: Value '{e}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
-                        at("explicitHashKey")
-                    )));
-                }
-                parse_hash_key(e).ok_or_else(|| {
-                    ApiError::invalid_argument(format!(
-                        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"
-                    ))
-                })?
-            }
-            None => hash_partition_key(key),
-        };
-        Ok(PutEntry {
-            partition_key: key.into(),
-            explicit_hash_key: ehk.map(Into::into),
-            hash,
-            data: Bytes::from(decoded),
-            fail: false,
-        })
+        let data = data.ok_or_else(|| ApiError::missing(&member(i, "data")))?;
+        let key = key.ok_or_else(|| ApiError::missing(&member(i, "partitionKey")))?;
+        let decoded = B64.decode(data.as_bytes()).map_err(|_| {
+            ApiError::serialization(format!("Invalid base64 in '{}'", member(i, "data")))
+        })?;
+        check_entry(i, key, ehk, Bytes::from(decoded), limits)
     }
 
     fn count_outcomes(&self, outcomes: &[PutOutcome], sizes: &[usize]) {
@@ -642,7 +586,7 @@ impl Shared {
         add(&self.counters.records_internal_failure, fail);
     }
 
-    fn throttle_message(&self, stream: &Stream, shard: &Shard) -> String {
+    pub(crate) fn throttle_message(&self, stream: &Stream, shard: &Shard) -> String {
         format!(
             "Rate exceeded for shard {} in stream {} under account {}.",
             shard.id, stream.name, self.registry.account
@@ -666,38 +610,18 @@ impl Shared {
             )));
         }
         let mut entries = Vec::with_capacity(records.len());
-        let mut sizes = Vec::with_capacity(records.len());
-        let mut total = 0usize;
         for (i, e) in records.iter().enumerate() {
-            let entry = self.entry(
+            entries.push(self.entry(
                 Some(i),
                 e.data.as_deref(),
                 e.partition_key.as_deref(),
                 e.explicit_hash_key.as_deref(),
                 &limits,
-            )?;
-            let size = entry.data.len() + entry.partition_key.len();
-            total += size;
-            sizes.push(size);
-            entries.push(entry);
+            )?);
         }
         drop(records);
-        if total > limits.max_request_bytes {
-            return Err(ApiError::invalid_argument(format!(
-                "Records size exceeds {} MB limit",
-                limits.max_request_bytes / crate::config::MIB
-            )));
-        }
-        let stream = self.registry.get(&name)?;
-        let rate = self.faults.record_failure_rate();
-        if rate > 0.0 {
-            let draws = self.faults.draw_record_failures(rate, entries.len());
-            for (e, f) in entries.iter_mut().zip(draws) {
-                e.fail = f;
-            }
-        }
-        let outcomes = stream.put(entries, &limits, &self.retention);
-        self.count_outcomes(&outcomes, &sizes);
+        let sizes = entries.iter().map(PutEntry::size).collect();
+        let (stream, outcomes) = self.put_entries(&name, entries, sizes, &limits)?;
         // Hand-written: the hot path's response, no escaping needed.
         let mut out = String::with_capacity(32 + outcomes.len() * 110);
         let failed = outcomes
@@ -732,6 +656,36 @@ impl Shared {
         }
         out.push_str("],\"EncryptionType\":\"NONE\"}");
         Ok(out.into_bytes())
+    }
+
+    /// Stores validated entries of one PutRecords call (request size
+    /// limit, fault draws, per-shard limits, counters): the one path the
+    /// HTTP server and the in-process [`crate::Model`] share.
+    pub(crate) fn put_entries(
+        &self,
+        name: &str,
+        mut entries: Vec<PutEntry>,
+        sizes: Vec<usize>,
+        limits: &Limits,
+    ) -> Result<(Arc<Stream>, Vec<PutOutcome>), ApiError> {
+        let total: usize = sizes.iter().sum();
+        if total > limits.max_request_bytes {
+            return Err(ApiError::invalid_argument(format!(
+                "Records size exceeds {} MB limit",
+                limits.max_request_bytes / crate::config::MIB
+            )));
+        }
+        let stream = self.registry.get(name)?;
+        let rate = self.faults.record_failure_rate();
+        if rate > 0.0 {
+            let draws = self.faults.draw_record_failures(rate, entries.len());
+            for (e, f) in entries.iter_mut().zip(draws) {
+                e.fail = f;
+            }
+        }
+        let outcomes = stream.put(entries, limits, &self.retention);
+        self.count_outcomes(&outcomes, &sizes);
+        Ok((stream, outcomes))
     }
 
     fn put_record(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
@@ -777,7 +731,7 @@ impl Shared {
 
     /// A moment's timestamp for logs.
     pub fn now_ms(&self) -> u64 {
-        now_millis()
+        self.registry.clock.epoch_millis()
     }
 }
 
@@ -816,4 +770,79 @@ fn decode_iterator(it: &str) -> Option<(String, u64, u32, u64)> {
     let idx = p.next()?.parse().ok()?;
     let pos = p.next()?.parse().ok()?;
     Some((name, inc, idx, pos))
+}
+
+/// `records.N.member.m` for entry N of a PutRecords, `m` for a PutRecord.
+fn member(i: Option<usize>, m: &str) -> String {
+    match i {
+        Some(i) => format!("records.{}.member.{m}", i + 1),
+        None => m.to_string(),
+    }
+}
+
+/// Checks a decoded entry against the service's rules (key length, record
+/// size, explicit hash key) and makes it a `PutEntry`.
+pub(crate) fn check_entry(
+    i: Option<usize>,
+    key: &str,
+    ehk: Option<&str>,
+    data: Bytes,
+    limits: &Limits,
+) -> Result<PutEntry, ApiError> {
+    let chars = key.chars().count();
+    if chars < 1 || chars > limits.max_partition_key_chars {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{key}' at '{}' failed to satisfy constraint: Member must have length {}",
+            member(i, "partitionKey"),
+            if chars < 1 {
+                "greater than or equal to 1".to_string()
+            } else {
+                format!("less than or equal to {}", limits.max_partition_key_chars)
+            }
+        )));
+    }
+    if data.len() > limits.max_record_bytes {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {}",
+            member(i, "data"),
+            limits.max_record_bytes
+        )));
+    }
+    if data.len() + key.len() > limits.max_record_bytes {
+        return Err(ApiError::invalid_argument(format!(
+            "Record size (data + partition key) {} exceeds the maximum record size {}",
+            data.len() + key.len(),
+            limits.max_record_bytes
+        )));
+    }
+    let hash = match ehk {
+        Some(e) => parse_explicit_hash_key(i, e)?,
+        None => hash_partition_key(key),
+    };
+    Ok(PutEntry {
+        partition_key: key.into(),
+        explicit_hash_key: ehk.map(Into::into),
+        hash,
+        data,
+        fail: false,
+    })
+}
+
+fn parse_explicit_hash_key(i: Option<usize>, e: &str) -> Result<u128, ApiError> {
+    let valid_pattern = e == "0"
+        || (!e.is_empty()
+            && e.len() <= 39
+            && !e.starts_with('0')
+            && e.bytes().all(|b| b.is_ascii_digit()));
+    if !valid_pattern {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{e}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
+            member(i, "explicitHashKey")
+        )));
+    }
+    parse_hash_key(e).ok_or_else(|| {
+        ApiError::invalid_argument(format!(
+            "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"
+        ))
+    })
 }

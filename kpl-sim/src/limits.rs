@@ -1,6 +1,6 @@
 //! Per-shard write throughput: token buckets with one second of burst.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::config::Limits;
 

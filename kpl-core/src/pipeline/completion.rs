@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::retrier::{self, RequestVerdict, Rules, Verdict};
+use super::retrier::{self, Pace, RequestVerdict, Rules, Verdict};
 use super::router::{Outbound, Suspect};
 use super::sender::Completion;
 use super::streams::StreamId;
@@ -67,7 +67,7 @@ impl Engine {
         if let Some(stream) = self.streams.get_mut(id) {
             stream.request_backoff = Duration::ZERO;
         }
-        let mut again = Vec::new();
+        let (mut again, mut later) = (Vec::new(), Vec::new());
         for ((ob, verdict), outcome) in batch.into_iter().zip(judged.verdicts).zip(outcomes) {
             let failure = match outcome {
                 EntryOutcome::Failed { code, message } => Some((code.as_str(), message.as_str())),
@@ -87,7 +87,16 @@ impl Engine {
                     shard_id,
                     sequence_number,
                 } => self.suspect(id, ob, shard_id, sequence_number, span),
-                Verdict::Retry => again.extend(attempted(ob, span, failure)),
+                Verdict::Retry(Pace::Limiter) => again.extend(attempted(ob, span, failure)),
+                Verdict::Retry(Pace::Attempts) => {
+                    for p in attempted(ob, span, failure) {
+                        if p.attempts.len() <= 1 {
+                            again.push(p);
+                        } else {
+                            later.push(p);
+                        }
+                    }
+                }
                 Verdict::Fail(err) => {
                     for p in attempted(ob, span, failure) {
                         self.resolution.fail(p, retrier::copy(&err), now);
@@ -97,6 +106,10 @@ impl Engine {
         }
         if !again.is_empty() {
             self.retry(again, Duration::ZERO, now);
+        }
+        if let Some(most) = later.iter().map(|p: &Pending| p.attempts.len()).max() {
+            let delay = self.jitter(retrier::backoff_after(most));
+            self.retry(later, delay, now);
         }
         if judged.stream_gone || judged.misrouted {
             self.load_map(id, now);

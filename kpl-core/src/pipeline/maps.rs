@@ -27,6 +27,10 @@ pub(crate) struct MapLifecycle {
     /// cannot know about happened after it started.
     reload: bool,
     failures: u32,
+    /// After a failed load, no other starts before this (the map timer
+    /// makes the next attempt): misrouted records must not hammer a
+    /// ListShards that is failing.
+    not_before: Option<Instant>,
     /// Bumped when the shard set is replaced; shard timers carry it.
     pub version: u64,
     /// The generation of the one live refresh timer.
@@ -40,16 +44,21 @@ impl MapLifecycle {
             load_started: None,
             reload: false,
             failures: 0,
+            not_before: None,
             version: 0,
             refresh_generation: 0,
         }
     }
 
     /// Asks for a load: `true` when one should start now, `false` when one
-    /// is in flight (then another follows it).
+    /// is in flight (then another follows it) or the last one failed and
+    /// its backoff has not passed (the map timer loads then).
     pub fn want_load(&mut self, now: Instant) -> bool {
         if self.load_started.is_some() {
             self.reload = true;
+            return false;
+        }
+        if self.not_before.is_some_and(|t| now < t) {
             return false;
         }
         self.load_started = Some(now);
@@ -73,6 +82,7 @@ impl MapLifecycle {
 
     pub fn succeeded(&mut self) {
         self.failures = 0;
+        self.not_before = None;
     }
 
     /// A load failed: how long to wait before the next (before jitter).
@@ -82,6 +92,17 @@ impl MapLifecycle {
             self.state = MapState::Unavailable;
         }
         (MIN_BACKOFF * 2u32.saturating_pow(self.failures.min(10) - 1)).min(MAX_BACKOFF)
+    }
+
+    /// No load starts before `at` but the map timer's.
+    pub fn back_off_until(&mut self, at: Instant) {
+        self.not_before = Some(at);
+    }
+
+    /// The map timer's load: it may start even inside the backoff.
+    pub fn want_load_now(&mut self, now: Instant) -> bool {
+        self.not_before = None;
+        self.want_load(now)
     }
 
     pub fn install(&mut self, map: ShardMap) {
@@ -121,6 +142,24 @@ mod tests {
         assert_eq!(m.load_ended(now + Duration::from_secs(1)), now);
         assert!(m.want_load(now), "the wanted reload may start now");
         assert!(!m.reload_wanted());
+    }
+
+    #[test]
+    fn after_a_failure_only_the_timer_loads_before_the_backoff_ends() {
+        let now = Instant::now();
+        let mut m = MapLifecycle::new();
+        assert!(m.want_load(now));
+        m.load_ended(now);
+        let backoff = m.failed();
+        m.back_off_until(now + backoff);
+        assert!(
+            !m.want_load(now),
+            "a misrouted record does not load inside the backoff"
+        );
+        assert!(m.want_load(now + backoff));
+        m.load_ended(now + backoff);
+        m.back_off_until(now + backoff * 3);
+        assert!(m.want_load_now(now + backoff), "the map timer does");
     }
 
     #[test]

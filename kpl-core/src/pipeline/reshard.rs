@@ -89,17 +89,17 @@ impl Engine {
         };
         let backoff = stream.map.failed();
         tracing::warn!(stream = %stream.name, %err, ?backoff, "ListShards failed; sending records unaggregated until it succeeds");
+        // Suspects stay: they were stored, and only a map can tell whether
+        // a consumer keeps them (sending them again would duplicate them).
         let waiting = std::mem::take(&mut stream.unrouted);
-        // Suspects cannot be judged without a map: send them again.
-        let suspects = std::mem::take(&mut stream.suspects);
         for p in waiting {
             self.route(p, now);
         }
-        for suspect in suspects {
-            self.retry(suspect.outbound.record.records, Duration::ZERO, now);
-        }
         self.release_held(id, now);
         let delay = self.jitter(backoff);
+        if let Some(stream) = self.streams.get_mut(id) {
+            stream.map.back_off_until(now + delay);
+        }
         self.schedule_map_timer(id, delay, now);
     }
 
@@ -136,10 +136,12 @@ impl Engine {
         }
         let refresh = self.config.shard_map_refresh_interval;
         let ready = matches!(stream.map.state, MapState::Ready(_));
-        if refresh.is_zero() && ready {
+        if refresh.is_zero() && ready && stream.suspects.is_empty() {
             self.schedule_map_timer(id, refresh, now);
-        } else {
-            self.load_map(id, now);
+        } else if let Some(stream) = self.streams.get_mut(id)
+            && stream.map.want_load_now(now)
+        {
+            self.sender.load_map(id, stream.name.clone());
         }
     }
 

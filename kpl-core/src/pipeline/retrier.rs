@@ -3,6 +3,7 @@
 //! state but what it is given; the engine carries the verdicts out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::codes::{Code, Disposition, disposition_of};
 use crate::error::{Error, ErrorKind};
@@ -45,9 +46,21 @@ pub(crate) enum Verdict {
         shard_id: Arc<str>,
         sequence_number: Arc<str>,
     },
-    /// Send again: now, or (throttled) after the shard's pause.
-    Retry,
+    /// Send again, paced as `Pace` says.
+    Retry(Pace),
     Fail(Error),
+}
+
+/// What paces a record that is sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// Its shard's limiter: throttled on a shard the producer knows, which
+    /// is paused and released at the rate it takes.
+    Limiter,
+    /// Its own attempts: at once after the first failure, then after a
+    /// growing backoff, so that a service failing it again and again (or
+    /// throttling a shard the map does not know) is not hammered.
+    Attempts,
 }
 
 /// The verdicts for one response, one per entry, and what they imply.
@@ -104,7 +117,11 @@ pub(crate) fn judge_entries<S: Sent>(
                     judged.throttled.push(shard.clone());
                 }
                 judged.stream_gone |= disposition == Disposition::StreamGone;
-                entry_verdict(disposition, code, message, rules)
+                let pace = match (disposition, s.predicted()) {
+                    (Disposition::Throttle, Some(_)) => Pace::Limiter,
+                    _ => Pace::Attempts,
+                };
+                entry_verdict(disposition, code, message, rules, pace)
             }
         };
         judged.verdicts.push(verdict);
@@ -112,7 +129,13 @@ pub(crate) fn judge_entries<S: Sent>(
     judged
 }
 
-fn entry_verdict(disposition: Disposition, code: &str, message: &str, rules: Rules) -> Verdict {
+fn entry_verdict(
+    disposition: Disposition,
+    code: &str,
+    message: &str,
+    rules: Rules,
+    pace: Pace,
+) -> Verdict {
     match disposition {
         Disposition::Throttle if rules.fail_if_throttled => Verdict::Fail(
             Error::new(
@@ -126,7 +149,18 @@ fn entry_verdict(disposition: Disposition, code: &str, message: &str, rules: Rul
             ErrorKind::ShutDown,
             format!("the producer shut down; the last attempt failed with {code}: {message}"),
         )),
-        Disposition::Retry | Disposition::Throttle => Verdict::Retry,
+        Disposition::Retry | Disposition::Throttle => Verdict::Retry(pace),
+    }
+}
+
+/// How long a record that failed `attempts` times waits before it is sent
+/// again (before jitter), when its own attempts pace it.
+pub(crate) fn backoff_after(attempts: usize) -> Duration {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(2);
+    match attempts {
+        0 | 1 => Duration::ZERO,
+        n => (FIRST * 2u32.saturating_pow((n - 2).min(16) as u32)).min(MAX),
     }
 }
 
@@ -209,9 +243,9 @@ mod tests {
         ];
         let j = judge_entries(&sent, &outcomes, RULES);
         assert!(matches!(j.verdicts[0], Verdict::Deliver { .. }));
-        assert!(matches!(j.verdicts[1], Verdict::Retry));
-        assert!(matches!(j.verdicts[2], Verdict::Retry));
-        assert!(matches!(j.verdicts[3], Verdict::Retry));
+        assert!(matches!(j.verdicts[1], Verdict::Retry(Pace::Limiter)));
+        assert!(matches!(j.verdicts[2], Verdict::Retry(Pace::Attempts)));
+        assert!(matches!(j.verdicts[3], Verdict::Retry(Pace::Attempts)));
         match &j.verdicts[4] {
             Verdict::Fail(e) => assert_eq!(e.code(), Some("AccessDeniedException")),
             other => panic!("{other:?}"),
@@ -219,6 +253,22 @@ mod tests {
         // One throttle signal per shard, however many entries it throttled.
         assert_eq!(j.throttled, vec![Arc::<str>::from("s1")]);
         assert!(!j.misrouted && !j.stream_gone);
+    }
+
+    #[test]
+    fn a_throttle_on_a_shard_the_producer_does_not_know_is_paced_by_attempts() {
+        let sent = [S(None, false)];
+        let j = judge_entries(
+            &sent,
+            &[failed("ProvisionedThroughputExceededException")],
+            RULES,
+        );
+        assert!(matches!(j.verdicts[0], Verdict::Retry(Pace::Attempts)));
+        assert!(j.throttled.is_empty());
+        assert_eq!(backoff_after(1), Duration::ZERO);
+        assert_eq!(backoff_after(2), Duration::from_millis(50));
+        assert_eq!(backoff_after(3), Duration::from_millis(100));
+        assert_eq!(backoff_after(40), Duration::from_secs(2));
     }
 
     #[test]
