@@ -51,7 +51,26 @@ bench_throttling() { # offered load at 3x a 2-shard stream's capacity, the servi
     record throttling "$KPL" perf --shards 2 --no-aggregation --rate 6000 --records 30000
 }
 
-ALL=(aggregation sim perf throttling)
+bench_metrics() { # CloudWatch metrics' cost: detailed/shard (uploading every second to the embedded simulator) beside none, alternating, one run
+    cargo build --release -p kpl-cli
+    record metrics bash -c '
+        for round in 1 2 3; do
+            for level in none detailed; do
+                "$0" perf --records 1000000 --record-size 100 --partition-keys 1000 --shards 4 --unlimited --no-verify --json \
+                    --set MetricsLevel=$level --set MetricsGranularity=shard --set MetricsUploadDelay=1000
+            done
+        done | python3 -c "
+import json, statistics, sys
+runs = [json.loads(line) for line in sys.stdin if line.startswith(\"{\")]
+print(\"%-16s %6s %14s %12s %12s %10s %8s\" % (\"metrics\", \"runs\", \"records/s\", \"CPU s/1M\", \"p99 ms\", \"datums\", \"failed\"))
+for level in (\"none/shard\", \"detailed/shard\"):
+    rs = [r for r in runs if r[\"metrics\"] == level]
+    med = lambda k: statistics.median(r[k] for r in rs)
+    print(\"%-16s %6d %14.0f %12.2f %12.1f %10d %8d\" % (level, len(rs), med(\"records_per_sec\"), med(\"cpu_seconds\") / (rs[0][\"records\"] / 1e6), med(\"latency_ms_p99\"), max(r[\"metrics_datums_uploaded\"] for r in rs), sum(r[\"failed\"] for r in rs)))
+"' "$KPL"
+}
+
+ALL=(aggregation sim perf throttling metrics)
 for name in "${@:-${ALL[@]}}"; do
     "bench_$name"
 done

@@ -35,6 +35,7 @@ step_lint() {
     python3 scripts/version.py
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo clippy -p kpl-core --all-targets --locked --features metrics-facade -- -D warnings
 }
 
 step_build() {
@@ -68,6 +69,8 @@ step_rust() {
     # The seeded simulation runs in its own step (below), not twice.
     KPL_KINESALITE_ENDPOINT="$endpoint" cargo test --workspace --locked -- \
         --skip seeded_runs_keep_every_invariant
+    # The `metrics` crate facade, an optional feature the workspace run leaves off.
+    cargo test -p kpl-core --locked --features metrics-facade --lib metrics::
 }
 
 step_sim() {

@@ -116,6 +116,9 @@ export interface Metrics {
   RequestTimeAvgMs: number;
   RequestTimeMaxMs: number;
   ErrorsByCode: Record<string, number>;
+  MetricsDatumsUploaded: number;
+  MetricsUploadFailures: number;
+  MetricsWindowsDropped: number;
   [name: string]: unknown;
 }
 

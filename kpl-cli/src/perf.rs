@@ -168,6 +168,10 @@ struct Report {
     /// Delivered user records/s per shard, over the whole run.
     per_shard_records_per_sec: std::collections::BTreeMap<String, f64>,
     verified: Option<bool>,
+    /// MetricsLevel and MetricsGranularity of the run.
+    metrics: String,
+    /// CloudWatch datums uploaded during the run.
+    metrics_datums_uploaded: u64,
 }
 
 /// Record `index`'s payload: run id and index in hex, then a filler letter.
@@ -263,6 +267,8 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
     if let Some(sim) = &sim {
         builder = builder
             .endpoint(sim.endpoint())
+            // The simulator takes the producer's CloudWatch metrics too.
+            .cloudwatch_endpoint(sim.endpoint())
             .region("us-east-1")
             .credentials(kpl_readback::TEST_ACCESS_KEY, kpl_readback::TEST_SECRET_KEY);
     }
@@ -276,6 +282,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         .await?;
     }
     let aggregation = config.aggregation_enabled;
+    let metrics_setting = format!("{}/{}", config.metrics_level, config.metrics_granularity);
     let config_for_read = config.clone();
     let producer = Producer::new(config).await.map_err(|e| e.to_string())?;
 
@@ -399,6 +406,8 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         cpu_seconds: cpu.as_secs_f64(),
         per_shard_records_per_sec: per_shard_rates(&results, elapsed),
         verified,
+        metrics: metrics_setting,
+        metrics_datums_uploaded: metrics.metrics_datums_uploaded,
     };
     print_report(&report, &results, args.json);
     if let Some(sim) = sim {
@@ -594,6 +603,11 @@ fn print_report(report: &Report, results: &Results, json: bool) {
         report.peak_buffered_bytes as f64 / 1e6,
         report.cpu_seconds,
         report.cpu_seconds / (report.records as f64 / 1e6)
+    );
+    let _ = writeln!(
+        out,
+        "metrics {}: {} CloudWatch datums uploaded during the run",
+        report.metrics, report.metrics_datums_uploaded
     );
     let per_shard: Vec<String> = report
         .per_shard_records_per_sec

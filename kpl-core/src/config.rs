@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
+use crate::metrics::{MetricsDimension, MetricsGranularity, MetricsLevel};
 
 /// A validated producer configuration. Build one with [`Config::builder`]
 /// or read a KPL properties file with [`Config::from_properties`].
@@ -85,6 +86,24 @@ pub struct Config {
     /// Static credentials (kpl-rs `AwsAccessKeyId`, `AwsSecretAccessKey`,
     /// `AwsSessionToken`); `None`: aws-config's default chain.
     pub credentials: Option<StaticCredentials>,
+    /// Which metrics are kept and uploaded (`MetricsLevel`, detailed;
+    /// none | summary | detailed). `none`: no CloudWatch client.
+    pub metrics_level: MetricsLevel,
+    /// The finest dimension level uploaded (`MetricsGranularity`, shard;
+    /// global | stream | shard).
+    pub metrics_granularity: MetricsGranularity,
+    /// CloudWatch namespace (`MetricsNamespace`, KinesisProducerLibrary).
+    pub metrics_namespace: String,
+    /// Time between uploads, the length of one metrics window
+    /// (`MetricsUploadDelay`, 60000 ms; 1..=60000).
+    pub metrics_upload_delay: Duration,
+    /// CloudWatch endpoint host or URL (`CloudwatchEndpoint`); `None`: the region's.
+    pub cloudwatch_endpoint: Option<String>,
+    /// Port for a host-only `CloudwatchEndpoint` (`CloudwatchPort`, 443).
+    pub cloudwatch_port: u16,
+    /// Dimensions added to every metric (the KPL's
+    /// `addAdditionalMetricsDimension`; kpl-rs `AdditionalMetricsDimensions`).
+    pub metrics_dimensions: Vec<MetricsDimension>,
     /// Seed of the producer's random choices (backoff jitter), for runs
     /// that must repeat exactly, such as simulation tests; `None` (the
     /// default): seeded from the operating system.
@@ -138,10 +157,19 @@ impl Default for Config {
             max_buffered_bytes: 256 * 1024 * 1024,
             shard_map_refresh_interval: Duration::from_secs(60),
             credentials: None,
+            metrics_level: MetricsLevel::Detailed,
+            metrics_granularity: MetricsGranularity::Shard,
+            metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_owned(),
+            metrics_upload_delay: Duration::from_millis(60_000),
+            cloudwatch_endpoint: None,
+            cloudwatch_port: 443,
+            metrics_dimensions: Vec::new(),
             random_seed: None,
         }
     }
 }
+
+const DEFAULT_METRICS_NAMESPACE: &str = "KinesisProducerLibrary";
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,22 +182,15 @@ impl fmt::Debug for Config {
 }
 
 /// KPL settings that are accepted so existing properties files load, but
-/// have no effect here (logs and metrics go through `tracing` and
-/// [`crate::Metrics`]).
+/// have no effect here (logs go through `tracing`).
 const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "LogLevel",
-    "MetricsLevel",
-    "MetricsGranularity",
-    "MetricsNamespace",
-    "MetricsUploadDelay",
     "MinConnections",
     "NativeExecutable",
     "TempDirectory",
     "EnableCoreDumps",
     "ThreadingModel",
     "ThreadPoolSize",
-    "CloudwatchEndpoint",
-    "CloudwatchPort",
     "StsEndpoint",
     "StsPort",
     "CredentialsRefreshDelay",
@@ -248,20 +269,44 @@ impl Config {
                 "ShardMapRefreshInterval",
                 ms(self.shard_map_refresh_interval),
             ),
+            ("MetricsLevel", self.metrics_level.to_string()),
+            ("MetricsGranularity", self.metrics_granularity.to_string()),
+            ("MetricsNamespace", self.metrics_namespace.clone()),
+            ("MetricsUploadDelay", ms(self.metrics_upload_delay)),
+            ("CloudwatchEndpoint", opt(&self.cloudwatch_endpoint)),
+            ("CloudwatchPort", self.cloudwatch_port.to_string()),
+            (
+                "AdditionalMetricsDimensions",
+                self.metrics_dimensions
+                    .iter()
+                    .map(|d| format!("{}={}@{}", d.name, d.value, d.granularity))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ]
     }
 
     /// The endpoint URL to send to, if one is configured: `KinesisEndpoint`
     /// as given when it has a scheme, else `https://host:KinesisPort`.
     pub fn endpoint_url(&self) -> Option<String> {
-        self.kinesis_endpoint.as_ref().map(|endpoint| {
-            if endpoint.contains("://") {
-                endpoint.clone()
-            } else {
-                format!("https://{endpoint}:{}", self.kinesis_port)
-            }
-        })
+        url(&self.kinesis_endpoint, self.kinesis_port)
     }
+
+    /// The CloudWatch endpoint URL, if one is configured: `CloudwatchEndpoint`
+    /// as given when it has a scheme, else `https://host:CloudwatchPort`.
+    pub fn cloudwatch_endpoint_url(&self) -> Option<String> {
+        url(&self.cloudwatch_endpoint, self.cloudwatch_port)
+    }
+}
+
+fn url(endpoint: &Option<String>, port: u16) -> Option<String> {
+    endpoint.as_ref().map(|endpoint| {
+        if endpoint.contains("://") {
+            endpoint.clone()
+        } else {
+            format!("https://{endpoint}:{port}")
+        }
+    })
 }
 
 /// Builds a [`Config`]; every setter has a KPL name usable with
@@ -371,6 +416,15 @@ impl ConfigBuilder {
             "AwsAccessKeyId" => credentials(c).access_key_id = value.trim().to_owned(),
             "AwsSecretAccessKey" => credentials(c).secret_access_key = value.trim().to_owned(),
             "AwsSessionToken" => credentials(c).session_token = non_empty(value),
+            "MetricsLevel" => c.metrics_level = value.parse()?,
+            "MetricsGranularity" => c.metrics_granularity = value.parse()?,
+            "MetricsNamespace" => c.metrics_namespace = value.trim().to_owned(),
+            "MetricsUploadDelay" => c.metrics_upload_delay = parse_millis(name, value, 1, 60_000)?,
+            "CloudwatchEndpoint" => c.cloudwatch_endpoint = non_empty(value),
+            "CloudwatchPort" => c.cloudwatch_port = parse_int(name, value, 1, 65_535)? as u16,
+            "AdditionalMetricsDimensions" => {
+                c.metrics_dimensions = MetricsDimension::parse_list(value)?
+            }
             _ if ACCEPTED_WITHOUT_EFFECT.contains(&name) => {
                 tracing::debug!(name, value, "KPL setting accepted without effect in kpl-rs");
             }
@@ -550,6 +604,62 @@ impl ConfigBuilder {
         self
     }
 
+    /// Which metrics are kept and uploaded (`MetricsLevel`).
+    pub fn metrics_level(mut self, level: MetricsLevel) -> Self {
+        self.config.metrics_level = level;
+        self
+    }
+
+    /// The finest dimension level uploaded (`MetricsGranularity`).
+    pub fn metrics_granularity(mut self, granularity: MetricsGranularity) -> Self {
+        self.config.metrics_granularity = granularity;
+        self
+    }
+
+    /// CloudWatch namespace (`MetricsNamespace`).
+    pub fn metrics_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.config.metrics_namespace = namespace.into();
+        self
+    }
+
+    /// Time between uploads (`MetricsUploadDelay`, 1 ms to 60 s).
+    pub fn metrics_upload_delay(mut self, delay: Duration) -> Self {
+        self.config.metrics_upload_delay = delay;
+        self
+    }
+
+    /// CloudWatch endpoint URL or host name (`CloudwatchEndpoint`).
+    pub fn cloudwatch_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.config.cloudwatch_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Adds a dimension to every metric, after `MetricName` (global),
+    /// `StreamName` (stream) or `ShardId` (shard), as the KPL's
+    /// `addAdditionalMetricsDimension` does.
+    ///
+    /// ```
+    /// use kpl_core::{Config, MetricsGranularity};
+    /// let config = Config::builder()
+    ///     .additional_metrics_dimension("Host", "web-1", MetricsGranularity::Global)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.metrics_dimensions[0].value, "web-1");
+    /// ```
+    pub fn additional_metrics_dimension(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        granularity: MetricsGranularity,
+    ) -> Self {
+        self.config.metrics_dimensions.push(MetricsDimension {
+            name: name.into(),
+            value: value.into(),
+            granularity,
+        });
+        self
+    }
+
     /// Seeds the producer's random choices (backoff jitter), so that a run
     /// against a deterministic endpoint repeats exactly.
     pub fn random_seed(mut self, seed: u64) -> Self {
@@ -630,6 +740,7 @@ impl ConfigBuilder {
                 "AwsAccessKeyId and AwsSecretAccessKey must be set together",
             ));
         }
+        check_metrics(&c)?;
         if !c.verify_certificate {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
@@ -639,6 +750,37 @@ impl ConfigBuilder {
         }
         Ok(c)
     }
+}
+
+fn check_metrics(c: &Config) -> Result<(), Error> {
+    parse_int(
+        "MetricsUploadDelay",
+        &c.metrics_upload_delay.as_millis().to_string(),
+        1,
+        60_000,
+    )?;
+    let ns = &c.metrics_namespace;
+    if ns.is_empty() || ns.chars().count() > 255 || ns.starts_with("AWS/") {
+        return Err(invalid(
+            "MetricsNamespace",
+            ns,
+            "expected 1 to 255 characters, not starting with AWS/",
+        ));
+    }
+    // CloudWatch takes at most 30 dimensions per datum; the producer's own
+    // take up to 3 (ErrorCode, StreamName, ShardId).
+    if c.metrics_dimensions.len() > 27 {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "AdditionalMetricsDimensions has {} dimensions: at most 27 fit in CloudWatch's 30 per metric",
+                c.metrics_dimensions.len()
+            ),
+        ));
+    }
+    c.metrics_dimensions
+        .iter()
+        .try_for_each(MetricsDimension::check)
 }
 
 /// Every name `set` knows, in the KPL's spelling.
@@ -669,6 +811,13 @@ const NAMES: &[&str] = &[
     "AwsAccessKeyId",
     "AwsSecretAccessKey",
     "AwsSessionToken",
+    "MetricsLevel",
+    "MetricsGranularity",
+    "MetricsNamespace",
+    "MetricsUploadDelay",
+    "CloudwatchEndpoint",
+    "CloudwatchPort",
+    "AdditionalMetricsDimensions",
 ];
 
 /// The KPL spelling of a setting name given in any case style.

@@ -23,6 +23,78 @@ use crate::kinesis::{BoxFuture, Entry, EntryOutcome, Kinesis, ShardInfo, StreamS
 /// simulators accept any.
 const FALLBACK_REGION: &str = "us-east-1";
 
+/// The SDK settings every client of the producer shares (Kinesis and
+/// CloudWatch): region, credentials (static, or aws-config's default
+/// chain), timeouts, TLS trust (`CaCertPath`), SDK retries off.
+pub(crate) async fn sdk_config(config: &Config) -> Result<aws_config::SdkConfig, Error> {
+    let mut trust = TrustStore::default();
+    if let Some(path) = &config.ca_cert_path {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("CaCertPath {}: cannot read it: {e}", path.display()),
+            )
+        })?;
+        trust = trust.with_pem_certificate(pem);
+    }
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("CaCertPath: cannot use the certificates: {e}"),
+            )
+        })?;
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .tls_context(tls_context)
+        .build_https();
+
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(config.connect_timeout)
+                .operation_attempt_timeout(config.request_timeout)
+                .build(),
+        );
+    if let Some(region) = &config.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(creds) = &config.credentials {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            creds.access_key_id.clone(),
+            creds.secret_access_key.clone(),
+            creds.session_token.clone(),
+            None,
+            "kpl-static",
+        ));
+    }
+    Ok(loader.load().await)
+}
+
+/// The region to sign with when none is configured: an error without an
+/// endpoint, else one any simulator accepts.
+pub(crate) fn fallback_region(
+    sdk_config: &aws_config::SdkConfig,
+    endpoint: Option<&str>,
+) -> Result<Option<Region>, Error> {
+    if sdk_config.region().is_some() {
+        return Ok(None);
+    }
+    if endpoint.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            "no AWS region: set Region, or AWS_REGION in the environment, or a profile's region",
+        ));
+    }
+    Ok(Some(Region::new(FALLBACK_REGION)))
+}
+
 /// The Kinesis client the producer sends through.
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
@@ -33,67 +105,14 @@ impl Transport {
     /// Builds the SDK client from the configuration: region, endpoint,
     /// credentials (static, or aws-config's default chain), timeouts, TLS.
     pub async fn connect(config: &Config) -> Result<Transport, Error> {
-        let mut trust = TrustStore::default();
-        if let Some(path) = &config.ca_cert_path {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("CaCertPath {}: cannot read it: {e}", path.display()),
-                )
-            })?;
-            trust = trust.with_pem_certificate(pem);
-        }
-        let tls_context = TlsContext::builder()
-            .with_trust_store(trust)
-            .build()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("CaCertPath: cannot use the certificates: {e}"),
-                )
-            })?;
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .tls_context(tls_context)
-            .build_https();
-
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client)
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(config.connect_timeout)
-                    .operation_attempt_timeout(config.request_timeout)
-                    .build(),
-            );
-        if let Some(region) = &config.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(creds) = &config.credentials {
-            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                creds.access_key_id.clone(),
-                creds.secret_access_key.clone(),
-                creds.session_token.clone(),
-                None,
-                "kpl-static",
-            ));
-        }
-        let sdk_config = loader.load().await;
+        let sdk_config = sdk_config(config).await?;
         let mut builder = aws_sdk_kinesis::config::Builder::from(&sdk_config);
         let endpoint = config.endpoint_url();
         if let Some(url) = &endpoint {
             builder = builder.endpoint_url(url.clone());
         }
-        if sdk_config.region().is_none() {
-            if endpoint.is_none() {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    "no AWS region: set Region, or AWS_REGION in the environment, or a profile's region",
-                ));
-            }
-            builder = builder.region(Region::new(FALLBACK_REGION));
+        if let Some(region) = fallback_region(&sdk_config, endpoint.as_deref())? {
+            builder = builder.region(region);
         }
         Ok(Transport {
             client: Client::from_conf(builder.build()),
@@ -249,7 +268,7 @@ impl Kinesis for Transport {
 
 /// Maps an SDK error to ours: the service's code where there is one, the
 /// transport's failure otherwise.
-fn classify<E>(err: SdkError<E, HttpResponse>) -> Error
+pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

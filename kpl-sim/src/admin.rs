@@ -3,6 +3,8 @@
 //! - `GET /_sim/faults` -> the current [`Faults`] as JSON (durations in ms)
 //! - `POST /_sim/faults` with a [`Faults`] JSON (missing fields = no fault) -> sets them, answers the new value
 //! - `GET /_sim/stats` -> [`crate::SimStats`] as JSON
+//! - `GET /_sim/cloudwatch` -> the PutMetricData requests received (see
+//!   [`crate::cloudwatch`]); `DELETE /_sim/cloudwatch` forgets them
 //! - `GET /_sim/limits` -> whether throughput limits are on; `POST /_sim/limits` with
 //!   `{"throughput_enabled": bool}` switches them.
 
@@ -44,6 +46,11 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
                 }
                 Err(e) => bad(format!("invalid faults JSON: {e}")),
             }
+        }
+        (Method::GET, "/_sim/cloudwatch") => json_response(200, serde_json::to_vec(&shared.cloudwatch.snapshot()).unwrap_or_default()),
+        (Method::DELETE, "/_sim/cloudwatch") => {
+            shared.cloudwatch.clear();
+            json_response(200, b"{}".to_vec())
         }
         (Method::GET, "/_sim/stats") => json_response(200, serde_json::to_vec(&shared.counters.snapshot()).unwrap_or_default()),
         (Method::GET, "/_sim/limits") => {

@@ -100,6 +100,8 @@ pub struct Shared {
     pub faults: FaultState,
     /// Counters.
     pub counters: Counters,
+    /// What CloudWatch PutMetricData received.
+    pub cloudwatch: crate::cloudwatch::CloudWatch,
 }
 
 fn add(a: &AtomicU64, n: u64) {

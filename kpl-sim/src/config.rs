@@ -98,6 +98,9 @@ pub struct Faults {
     /// How long a timed-out request is held.
     #[serde(with = "millis")]
     pub timeout_hold: Duration,
+    /// Fraction of CloudWatch PutMetricData requests answered with a 500
+    /// `InternalServiceError` (the Kinesis faults above leave CloudWatch alone).
+    pub cloudwatch_500: f64,
     /// Fraction of API requests that are carried out (records stored) and
     /// then held without a response for `timeout_hold`, as when a reply is
     /// lost on its way back: a producer that retries them writes duplicates.
@@ -116,6 +119,7 @@ impl Default for Faults {
             drop_connection: 0.0,
             timeout: 0.0,
             timeout_hold: Duration::from_secs(30),
+            cloudwatch_500: 0.0,
             timeout_after_store: 0.0,
         }
     }

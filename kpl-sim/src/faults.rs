@@ -90,6 +90,12 @@ impl FaultState {
         RequestFault::None
     }
 
+    /// Whether to fail this CloudWatch request with a 500.
+    pub fn cloudwatch_fault(&self) -> bool {
+        let rate = self.faults.read().cloudwatch_500.clamp(0.0, 1.0);
+        rate > 0.0 && self.rng.lock().random_bool(rate)
+    }
+
     /// The per-record InternalFailure fraction (0 when off).
     pub fn record_failure_rate(&self) -> f64 {
         self.faults.read().record_internal_failure.clamp(0.0, 1.0)

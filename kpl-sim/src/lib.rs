@@ -3,7 +3,9 @@
 //!
 //! It speaks the Kinesis JSON 1.1 protocol over HTTP/1.1 (and HTTPS with a
 //! self-signed certificate made at start), accepts any or no SigV4 signature,
-//! and binds 127.0.0.1 by default.
+//! and binds 127.0.0.1 by default. On the same port it takes CloudWatch's
+//! PutMetricData in the protocol the Rust SDK speaks (see [`cloudwatch`]),
+//! so a producer's metrics can be checked too.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -19,6 +21,7 @@
 pub mod admin;
 pub mod api;
 pub mod clock;
+pub mod cloudwatch;
 pub mod config;
 pub mod faults;
 pub mod limits;
@@ -145,6 +148,12 @@ impl Sim {
     /// Counters so far.
     pub fn stats(&self) -> SimStats {
         self.model.stats()
+    }
+
+    /// The CloudWatch PutMetricData requests received, as
+    /// `GET /_sim/cloudwatch` shows them: `{"requests": [..], "rejected": n, "failed": n}`.
+    pub fn cloudwatch(&self) -> serde_json::Value {
+        self.model.shared.cloudwatch.snapshot()
     }
 
     /// Every shard of `stream` (open and closed) with its retained records;

@@ -90,6 +90,7 @@ impl Model {
             retention: config.retention,
             faults: FaultState::new(config.faults.clone()),
             counters: Default::default(),
+            cloudwatch: Default::default(),
         });
         for (name, shards) in &config.streams {
             shared.registry.create(name, *shards, &config.limits)?;

@@ -15,10 +15,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::admin;
 use crate::api::Shared;
 use crate::faults::RequestFault;
 use crate::protocol::{ApiError, CONTENT_TYPE, TARGET_PREFIX};
+use crate::{admin, cloudwatch};
 
 /// The error a handler returns to make hyper close the connection without a response.
 #[derive(Debug)]
@@ -63,6 +63,9 @@ pub async fn handle(
 ) -> Result<Resp, DropConnection> {
     if req.uri().path().starts_with("/_sim/") {
         return Ok(admin::handle(&shared, req).await);
+    }
+    if req.uri().path().starts_with(cloudwatch::PATH_PREFIX) {
+        return Ok(cloudwatch::handle(&shared, req).await);
     }
     shared.counters.requests.fetch_add(1, Ordering::Relaxed);
 

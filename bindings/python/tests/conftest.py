@@ -39,6 +39,8 @@ class Sim:
         settings: Dict[str, Any] = {
             "stream_name": stream,
             "kinesis_endpoint": self.endpoint,
+            # The simulator takes the producer's CloudWatch metrics too.
+            "cloudwatch_endpoint": self.endpoint,
             "region": "us-east-1",
             "record_max_buffered_time": 20,
             **CREDENTIALS,
@@ -60,6 +62,12 @@ class Sim:
         )
         with urllib.request.urlopen(req, timeout=5) as resp:
             resp.read()
+
+    def cloudwatch(self) -> Dict[str, Any]:
+        """The PutMetricData requests the simulator received."""
+        with urllib.request.urlopen(self.endpoint + "/_sim/cloudwatch", timeout=5) as resp:
+            body: Dict[str, Any] = json.loads(resp.read())
+            return body
 
     def read_all(self, stream: str) -> List[Dict[str, Any]]:
         """Every Kinesis record of every shard (boto3 GetRecords dicts)."""

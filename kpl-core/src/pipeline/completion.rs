@@ -40,6 +40,18 @@ impl Engine {
             stream.in_flight -= 1;
         }
         let span = (c.started, c.ended);
+        if let Some(stream) = c.batch.first().and_then(|ob| ob.record.records.first()) {
+            let stream = stream.stream.clone();
+            self.resolution.metrics_hooks().request(
+                &stream,
+                c.ended.saturating_duration_since(c.started),
+                c.batch.iter().map(|ob| (ob.shard.as_ref(), &ob.record)),
+                c.result
+                    .as_ref()
+                    .map(Vec::as_slice)
+                    .map_err(|e| e.code().unwrap_or(e.kind().as_str())),
+            );
+        }
         match c.result {
             Ok(outcomes) => self.on_answer(c.stream, c.batch, &outcomes, span, now),
             Err(err) => self.on_request_failed(c.stream, c.batch, err, span, now),

@@ -41,7 +41,7 @@ pub(crate) use pending::{IndexedCallback, Pending, Reply};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::kinesis::Kinesis;
-use crate::metrics::Recorder;
+use crate::metrics::{Hooks, Recorder};
 use resolution::Resolution;
 use sender::{Event, Sender};
 use streams::{StreamId, Streams};
@@ -98,6 +98,8 @@ enum Timer {
         stream: StreamId,
         generation: u64,
     },
+    /// Sample UserRecordsPending; cut the metrics window when it is due.
+    Metrics,
 }
 
 /// What woke the loop.
@@ -127,15 +129,17 @@ impl Engine {
         kinesis: Arc<dyn Kinesis>,
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,
+        metrics_hooks: Hooks,
     ) -> Engine {
         let (events_tx, events) = mpsc::unbounded_channel();
         let rng = match config.random_seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_rng(&mut rand::rng()),
         };
-        Engine {
+        let first_metrics_tick = metrics_hooks.first_tick();
+        let mut engine = Engine {
             sender: Sender::new(kinesis, events_tx, config.max_connections),
-            resolution: Resolution::new(shared, config.record_ttl),
+            resolution: Resolution::new(shared, config.record_ttl, metrics_hooks),
             config,
             commands,
             events,
@@ -144,7 +148,11 @@ impl Engine {
             rng,
             aborting: false,
             closing: false,
+        };
+        if let Some(at) = first_metrics_tick {
+            engine.timers.set(at, Timer::Metrics);
         }
+        engine
     }
 
     /// Runs until every producer handle is gone (or `Abort`) and nothing
@@ -292,6 +300,10 @@ impl Engine {
                 }
                 Timer::MapRefresh { stream, generation } => {
                     self.on_map_timer(stream, generation, now)
+                }
+                Timer::Metrics => {
+                    let next = self.resolution.metrics_hooks().tick(now);
+                    self.timers.set(next, Timer::Metrics);
                 }
             }
         }

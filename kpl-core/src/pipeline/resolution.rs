@@ -14,6 +14,7 @@ use super::Shared;
 use super::pending::Pending;
 use crate::aggregation::KinesisRecord;
 use crate::error::{Error, ErrorKind};
+use crate::metrics::Hooks;
 use crate::record::{Attempt, Attempts, PutResult};
 
 pub(crate) struct Resolution {
@@ -25,11 +26,14 @@ pub(crate) struct Resolution {
     waiters: Vec<(u64, oneshot::Sender<()>)>,
     /// Records of epochs below this were put before a flush: send at once.
     flushed_epoch: u64,
+    /// The CloudWatch metrics' per-window statistics (`metrics::hooks`).
+    hooks: Hooks,
 }
 
 impl Resolution {
-    pub fn new(shared: Arc<Shared>, record_ttl: Duration) -> Resolution {
+    pub fn new(shared: Arc<Shared>, record_ttl: Duration, hooks: Hooks) -> Resolution {
         Resolution {
+            hooks,
             shared,
             record_ttl,
             epochs: VecDeque::from([0]),
@@ -43,12 +47,17 @@ impl Resolution {
         &self.shared
     }
 
+    pub fn metrics_hooks(&mut self) -> &mut Hooks {
+        &mut self.hooks
+    }
+
     fn current_epoch(&self) -> u64 {
         self.epoch_base + self.epochs.len() as u64 - 1
     }
 
     /// Counts a record in the current epoch.
     pub fn admit(&mut self, p: &mut Pending) {
+        self.hooks.received(&p.stream);
         p.epoch = self.current_epoch();
         *self.epochs.back_mut().expect("one epoch always exists") += 1;
     }
@@ -86,6 +95,8 @@ impl Resolution {
         now: Instant,
     ) {
         let aggregated = kr.is_aggregated();
+        self.hooks
+            .delivered(&kr, shard_id, attempt.map(|(started, _)| started));
         // Counters and buffer room first, once per Kinesis record: whoever
         // sees a result must also see it counted and its room given back.
         let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
@@ -142,6 +153,7 @@ impl Resolution {
     pub fn fail(&mut self, p: Pending, err: Error, now: Instant) {
         let size = p.record.size();
         let buffering = now.saturating_duration_since(p.arrival);
+        self.hooks.failed(&p, err.kind() == ErrorKind::Expired, now);
         self.shared
             .metrics
             .user_records_done(false, 1, buffering, buffering);

@@ -18,7 +18,7 @@ use admission::{buffer_full, shut_down};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::kinesis::Kinesis;
-use crate::metrics::{Metrics, Recorder};
+use crate::metrics::{self, Metrics, Recorder};
 use crate::pipeline::{Command, Engine, IndexedCallback, Reply, Shared};
 use crate::record::{PutResult, UserRecord};
 use crate::transport::Transport;
@@ -164,7 +164,11 @@ impl Producer {
             timers: AtomicU64::new(0),
         });
         let (commands, rx) = mpsc::unbounded_channel();
-        let engine = Engine::new(config.clone(), transport, shared.clone(), rx);
+        let (hooks, windows) = metrics::Hooks::new(&config);
+        if let Some(windows) = windows {
+            metrics::spawn_upload(config.clone(), windows, shared.clone());
+        }
+        let engine = Engine::new(config.clone(), transport, shared.clone(), rx, hooks);
         let handle = tokio::spawn(engine.run());
         Producer {
             inner: Arc::new(Inner {

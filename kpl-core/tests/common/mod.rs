@@ -41,6 +41,8 @@ pub async fn slow_sim(stream: &str, shards: u32, latency: Duration) -> Sim {
 pub fn config(endpoint: &str) -> ConfigBuilder {
     Config::builder()
         .endpoint(endpoint)
+        // kpl-sim takes the metrics too; elsewhere their upload fails, logged.
+        .cloudwatch_endpoint(endpoint)
         .region("us-east-1")
         .credentials(kpl_readback::TEST_ACCESS_KEY, kpl_readback::TEST_SECRET_KEY)
 }

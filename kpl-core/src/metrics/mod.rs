@@ -1,5 +1,23 @@
-//! In-process metrics with the KPL's names, readable at any time through
-//! [`crate::Producer::metrics`].
+//! Metrics with the KPL's names.
+//!
+//! - [`Metrics`]: in-process counters, readable at any time through
+//!   [`crate::Producer::metrics`].
+//! - The KPL's CloudWatch metrics: the pipeline records into per-window
+//!   statistics (`accumulator`, through `hooks`), and a task of its own
+//!   uploads each window (`upload`) every `MetricsUploadDelay`.
+//! - With the `metrics-facade` feature, the same windows also go to the
+//!   `metrics` crate (`facade`).
+
+mod accumulator;
+#[cfg(feature = "metrics-facade")]
+mod facade;
+mod hooks;
+mod names;
+mod upload;
+
+pub(crate) use hooks::Hooks;
+pub use names::{MetricsDimension, MetricsGranularity, MetricsLevel};
+pub(crate) use upload::spawn as spawn_upload;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -26,6 +44,9 @@ pub(crate) struct Recorder {
     request_time_us: AtomicU64,
     request_time_max_us: AtomicU64,
     errors_by_code: Mutex<BTreeMap<String, u64>>,
+    metrics_datums_uploaded: AtomicU64,
+    metrics_upload_failures: AtomicU64,
+    metrics_windows_dropped: AtomicU64,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -94,6 +115,18 @@ impl Recorder {
             .or_default() += n;
     }
 
+    pub fn metrics_uploaded(&self, datums: u64) {
+        self.metrics_datums_uploaded.fetch_add(datums, Relaxed);
+    }
+
+    pub fn metrics_upload_failed(&self) {
+        self.metrics_upload_failures.fetch_add(1, Relaxed);
+    }
+
+    pub fn metrics_windows_dropped(&self, windows: u64) {
+        self.metrics_windows_dropped.fetch_add(windows, Relaxed);
+    }
+
     pub fn snapshot(&self, outstanding: u64, buffered_bytes: u64) -> Metrics {
         let put = self.user_records_put.load(Relaxed);
         let failed = self.user_records_failed.load(Relaxed);
@@ -121,6 +154,9 @@ impl Recorder {
             request_time_avg_ms: ratio(self.request_time_us.load(Relaxed), requests) / 1000.0,
             request_time_max_ms: self.request_time_max_us.load(Relaxed) as f64 / 1000.0,
             errors_by_code: self.errors_by_code.lock().clone(),
+            metrics_datums_uploaded: self.metrics_datums_uploaded.load(Relaxed),
+            metrics_upload_failures: self.metrics_upload_failures.load(Relaxed),
+            metrics_windows_dropped: self.metrics_windows_dropped.load(Relaxed),
         }
     }
 }
@@ -170,4 +206,11 @@ pub struct Metrics {
     pub request_time_max_ms: f64,
     /// Errors per service or transport code, per Kinesis record or request (ErrorsByCode).
     pub errors_by_code: BTreeMap<String, u64>,
+    /// CloudWatch datums uploaded (kpl-rs).
+    pub metrics_datums_uploaded: u64,
+    /// PutMetricData requests that failed (kpl-rs); each is logged.
+    pub metrics_upload_failures: u64,
+    /// Metrics windows dropped, oldest first, while CloudWatch could not
+    /// take them (kpl-rs).
+    pub metrics_windows_dropped: u64,
 }
