@@ -97,7 +97,9 @@ pub struct Config {
     /// Time between uploads, the length of one metrics window
     /// (`MetricsUploadDelay`, 60000 ms; 1..=60000).
     pub metrics_upload_delay: Duration,
-    /// CloudWatch endpoint host or URL (`CloudwatchEndpoint`); `None`: the region's.
+    /// CloudWatch endpoint host or URL (`CloudwatchEndpoint`); `None`: the
+    /// region's, or, when `KinesisEndpoint` names a host outside AWS (a
+    /// simulator such as kpl-sim, which serves both), that endpoint.
     pub cloudwatch_endpoint: Option<String>,
     /// Port for a host-only `CloudwatchEndpoint` (`CloudwatchPort`, 443).
     pub cloudwatch_port: u16,
@@ -294,9 +296,26 @@ impl Config {
 
     /// The CloudWatch endpoint URL, if one is configured: `CloudwatchEndpoint`
     /// as given when it has a scheme, else `https://host:CloudwatchPort`.
+    /// Without one, a `KinesisEndpoint` outside AWS serves CloudWatch too:
+    /// metrics of a producer pointed at a simulator stay with the simulator
+    /// instead of going to AWS.
     pub fn cloudwatch_endpoint_url(&self) -> Option<String> {
-        url(&self.cloudwatch_endpoint, self.cloudwatch_port)
+        url(&self.cloudwatch_endpoint, self.cloudwatch_port).or_else(|| {
+            self.endpoint_url().filter(|u| {
+                !host_of(u).is_some_and(|h| {
+                    h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn")
+                })
+            })
+        })
     }
+}
+
+/// The host of an `scheme://host[:port][/...]` URL.
+fn host_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(host.rsplit_once(':').map_or(host, |(h, _)| h))
 }
 
 fn url(endpoint: &Option<String>, port: u16) -> Option<String> {
@@ -845,6 +864,38 @@ fn credentials(c: &mut Config) -> &mut StaticCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloudwatch_follows_a_kinesis_endpoint_outside_aws_only() {
+        let sim = Config::builder()
+            .endpoint("http://127.0.0.1:4567")
+            .build()
+            .unwrap();
+        assert_eq!(
+            sim.cloudwatch_endpoint_url().as_deref(),
+            Some("http://127.0.0.1:4567")
+        );
+        let aws = Config::builder()
+            .endpoint("https://kinesis.eu-west-1.amazonaws.com")
+            .build()
+            .unwrap();
+        assert_eq!(
+            aws.cloudwatch_endpoint_url(),
+            None,
+            "the region's CloudWatch"
+        );
+        let both = Config::builder()
+            .endpoint("http://127.0.0.1:4567")
+            .set("CloudwatchEndpoint", "http://127.0.0.1:9999")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            both.cloudwatch_endpoint_url().as_deref(),
+            Some("http://127.0.0.1:9999")
+        );
+        assert_eq!(Config::default().cloudwatch_endpoint_url(), None);
+    }
 
     #[test]
     fn defaults_are_the_kpls() {

