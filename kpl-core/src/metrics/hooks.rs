@@ -262,6 +262,11 @@ impl Hooks {
 impl Drop for Hooks {
     /// The pipeline is done: what it recorded since the last cut goes up too.
     fn drop(&mut self) {
+        // Every window holds a UserRecordsPending sample, the last one too,
+        // however short the producer's life was.
+        if self.sample_pending {
+            self.acc.sample_pending();
+        }
         self.cut();
     }
 }

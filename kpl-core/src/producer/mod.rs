@@ -417,19 +417,30 @@ impl Producer {
     /// (requests already in flight are waited for, at most
     /// `RequestTimeout` longer). Later puts fail with `ShutDown`.
     ///
-    /// Returns an error when records had to be failed.
+    /// Returns an error when records had to be failed. A second call waits
+    /// until the first has finished, then returns `Ok` (the first call
+    /// reports the outcome).
     pub async fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        // An atomic, not a Cell: the future must stay Send.
+        let ran = AtomicBool::new(false);
         let outcome = self
             .inner
             .shutdown
-            .get_or_init(|| self.shut_down(timeout))
+            .get_or_init(|| async {
+                ran.store(true, Relaxed);
+                self.shut_down(timeout).await
+            })
             .await;
+        if !ran.load(Relaxed) {
+            // Another call did the work and reports its outcome.
+            return Ok(());
+        }
         outcome
             .clone()
             .map_err(|message| Error::new(ErrorKind::ShutDown, message))
     }
 
-    /// The first `shutdown`'s work; a second call waits for its outcome.
+    /// The first `shutdown`'s work; a later call waits for it to end.
     async fn shut_down(&self, timeout: Duration) -> Result<(), String> {
         self.inner.closed.store(true, Relaxed);
         // Wake puts waiting for room: they fail with ShutDown.
