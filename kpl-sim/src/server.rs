@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -84,18 +85,7 @@ pub async fn handle(
                 .fetch_add(1, Ordering::Relaxed);
             return Err(DropConnection);
         }
-        RequestFault::Timeout(hold) => {
-            shared
-                .counters
-                .requests_timed_out
-                .fetch_add(1, Ordering::Relaxed);
-            let mut shutdown = shutdown;
-            tokio::select! {
-                _ = tokio::time::sleep(hold) => {}
-                _ = shutdown.wait_for(|s| *s) => {}
-            }
-            return Err(DropConnection);
-        }
+        RequestFault::Timeout(hold) => return Err(time_out(&shared, shutdown, hold).await),
         RequestFault::Internal500 => {
             shared.counters.requests_500.fetch_add(1, Ordering::Relaxed);
             return Ok(error_response(&shared, &ApiError::internal()));
@@ -169,16 +159,8 @@ pub async fn handle(
     };
     let result = shared.dispatch(op, &body);
     if let RequestFault::TimeoutAfterStore(hold) = fault {
-        shared
-            .counters
-            .requests_timed_out
-            .fetch_add(1, Ordering::Relaxed);
-        let mut shutdown = shutdown;
-        tokio::select! {
-            _ = tokio::time::sleep(hold) => {}
-            _ = shutdown.wait_for(|s| *s) => {}
-        }
-        return Err(DropConnection);
+        // Carried out, and the answer is lost.
+        return Err(time_out(&shared, shutdown, hold).await);
     }
     Ok(match result {
         Ok(body) => json_response(200, body),
@@ -189,6 +171,24 @@ pub async fn handle(
             error_response(&shared, &e)
         }
     })
+}
+
+/// Holds a request without an answer for `hold` (or until shutdown); the
+/// connection is then closed.
+async fn time_out(
+    shared: &Shared,
+    mut shutdown: watch::Receiver<bool>,
+    hold: Duration,
+) -> DropConnection {
+    shared
+        .counters
+        .requests_timed_out
+        .fetch_add(1, Ordering::Relaxed);
+    tokio::select! {
+        _ = tokio::time::sleep(hold) => {}
+        _ = shutdown.wait_for(|s| *s) => {}
+    }
+    DropConnection
 }
 
 /// Serve one connection until it ends or shutdown is signalled.
