@@ -89,6 +89,7 @@ ADDON="kpl-rs.$NODE_PLATFORM.node"
 npm_main="$STAGE/npm/kpl-rs"
 mkdir -p "$npm_main"
 cp bindings/node/{package.json,README.md,index.js,index.mjs,index.d.ts,native.cjs,native.d.ts} "$npm_main/"
+cp LICENSE "$npm_main/"
 cp "$OUT/libkpl_node.so" "$npm_main/$ADDON"
 (cd "$npm_main" && npm pack --silent --pack-destination "$DIST" >/dev/null)
 
@@ -124,6 +125,7 @@ cp "$OUT/libkpl.so" "$OUT/libkpl.a" "$sdk/lib/"
 # The archive carries the standard library's debug info; shed it.
 strip --strip-debug "$sdk/lib/libkpl.a"
 cp kpl-ffi/include/kpl.h "$sdk/include/"
+cp LICENSE "$sdk/"
 # Relocatable: pkg-config resolves ${pcfiledir} to wherever kpl.pc is.
 sed -e 's|@LIBDIR@|${pcfiledir}/..|' -e 's|@INCLUDEDIR@|${pcfiledir}/../../include|' \
     -e "s|@VERSION@|$VERSION|" kpl-ffi/kpl.pc.in >"$sdk/lib/pkgconfig/kpl.pc"
