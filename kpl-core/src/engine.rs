@@ -27,6 +27,7 @@ use crate::hash::HashKey;
 use crate::limiter::{ShardLimiter, jitter};
 use crate::metrics::Recorder;
 use crate::record::{Attempt, Attempts, PutResult, UserRecord};
+use crate::record_size;
 use crate::shard_map::ShardMap;
 use crate::transport::{Entry, EntryOutcome, ShardInfo, Transport};
 
@@ -109,6 +110,7 @@ enum Event {
     Map {
         stream: usize,
         result: Result<Vec<ShardInfo>, Error>,
+        max_record_size: Result<usize, Error>,
     },
 }
 
@@ -227,6 +229,8 @@ struct StreamState {
     held_since: Option<Instant>,
     held: Vec<Vec<Outbound>>,
     request_backoff: Duration,
+    /// The stream's record limit (`MaxRecordSizeInKiB`), once known.
+    max_record_size: Option<usize>,
 }
 
 pub(crate) struct Engine {
@@ -448,18 +452,30 @@ impl Engine {
             held_since: None,
             held: Vec::new(),
             request_backoff: Duration::ZERO,
+            max_record_size: None,
         });
         self.stream_index.insert(name.clone(), i);
         self.load_map(i);
         i
     }
 
-    fn route(&mut self, p: Pending) {
+    fn route(&mut self, mut p: Pending) {
         let now = self.clock;
         if now >= p.expiry {
             return self.expire(p);
         }
         let s = self.stream_for(&p.stream);
+        if let Some(limit) = self.streams[s].max_record_size
+            && let Some((err, attempt)) = record_size::over_stream_limit(
+                &p.record,
+                &p.stream,
+                limit,
+                now.saturating_duration_since(p.last_attempt_end),
+            )
+        {
+            p.attempts.push(attempt);
+            return self.fail(p, err);
+        }
         match &self.streams[s].map {
             MapState::Loading => self.streams[s].unrouted.push(p),
             MapState::Unavailable => {
@@ -588,7 +604,7 @@ impl Engine {
         let size = ob.record.size();
         let (max_count, max_size) = (
             self.config.collection_max_count,
-            self.config.collection_max_size,
+            record_size::request_cap(&self.config),
         );
         let stream = &mut self.streams[s];
         if !stream.collector.is_empty() && stream.collector_bytes + size > max_size {
@@ -700,7 +716,17 @@ impl Engine {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Sent(c) => self.on_completion(c),
-            Event::Map { stream, result } => self.on_map(stream, result),
+            Event::Map {
+                stream,
+                result,
+                max_record_size,
+            } => {
+                let known = self.streams[stream].max_record_size;
+                let name = &self.streams[stream].name;
+                self.streams[stream].max_record_size =
+                    record_size::learned(name, max_record_size, known);
+                self.on_map(stream, result)
+            }
         }
     }
 
@@ -901,8 +927,15 @@ impl Engine {
         let name = stream.name.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
-            let result = transport.list_shards(&name).await;
-            let _ = events.send(Event::Map { stream: s, result });
+            let (result, max_record_size) = tokio::join!(
+                transport.list_shards(&name),
+                transport.max_record_size(&name)
+            );
+            let _ = events.send(Event::Map {
+                stream: s,
+                result,
+                max_record_size,
+            });
         });
     }
 
@@ -974,12 +1007,13 @@ impl Engine {
             old.insert(shard.id.clone(), shard.limiter);
         }
         let max_count = usize::try_from(self.config.aggregation_max_count).unwrap_or(usize::MAX);
+        let max_size = record_size::aggregate_cap(&self.config, stream.max_record_size);
         stream.shard_index.clear();
         for (i, info) in map.shards().iter().enumerate() {
             stream.shard_index.insert(info.id.clone(), i);
             stream.shards.push(ShardState {
                 id: info.id.clone(),
-                container: Aggregator::new(self.config.aggregation_max_size, max_count),
+                container: Aggregator::new(max_size, max_count),
                 container_deadline: None,
                 generation: 0,
                 queue: VecDeque::new(),

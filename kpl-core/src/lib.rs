@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregation;
+pub mod client;
 mod config;
 mod engine;
 mod error;
@@ -28,7 +29,9 @@ mod hash;
 mod limiter;
 mod metrics;
 mod producer;
+mod proxy;
 mod record;
+mod record_size;
 mod shard_map;
 mod transport;
 

@@ -6,24 +6,26 @@
 
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::Region;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 
-/// Region used for signing when an endpoint is set and no region is found:
-/// simulators accept any.
-const FALLBACK_REGION: &str = "us-east-1";
+/// A stream's record size limit when the service does not say
+/// (`MaxRecordSizeInKiB` absent: a service or emulator from before large
+/// records, whose limit is 1 MiB).
+pub(crate) const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
+
+/// Whether a stream is named by its ARN (`arn:aws:kinesis:...:stream/NAME`)
+/// rather than its name: such requests carry `StreamARN`.
+pub(crate) fn is_arn(stream: &str) -> bool {
+    stream.starts_with("arn:")
+}
 
 /// One shard: its id, inclusive hash key range, and whether it still
 /// takes writes (a reshard closes its parents).
@@ -62,73 +64,10 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// Builds the SDK client from the configuration: region, endpoint,
-    /// credentials (static, or aws-config's default chain), timeouts, TLS.
+    /// Builds the SDK client from the configuration (see [`crate::client`]).
     pub async fn connect(config: &Config) -> Result<Transport, Error> {
-        let mut trust = TrustStore::default();
-        if let Some(path) = &config.ca_cert_path {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("CaCertPath {}: cannot read it: {e}", path.display()),
-                )
-            })?;
-            trust = trust.with_pem_certificate(pem);
-        }
-        let tls_context = TlsContext::builder()
-            .with_trust_store(trust)
-            .build()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("CaCertPath: cannot use the certificates: {e}"),
-                )
-            })?;
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .tls_context(tls_context)
-            .build_https();
-
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client)
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(config.connect_timeout)
-                    .operation_attempt_timeout(config.request_timeout)
-                    .build(),
-            );
-        if let Some(region) = &config.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(creds) = &config.credentials {
-            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                creds.access_key_id.clone(),
-                creds.secret_access_key.clone(),
-                creds.session_token.clone(),
-                None,
-                "kpl-static",
-            ));
-        }
-        let sdk_config = loader.load().await;
-        let mut builder = aws_sdk_kinesis::config::Builder::from(&sdk_config);
-        let endpoint = config.endpoint_url();
-        if let Some(url) = &endpoint {
-            builder = builder.endpoint_url(url.clone());
-        }
-        if sdk_config.region().is_none() {
-            if endpoint.is_none() {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    "no AWS region: set Region, or AWS_REGION in the environment, or a profile's region",
-                ));
-            }
-            builder = builder.region(Region::new(FALLBACK_REGION));
-        }
         Ok(Transport {
-            client: Client::from_conf(builder.build()),
+            client: crate::client::kinesis_client(config).await?,
         })
     }
 
@@ -145,6 +84,7 @@ impl Transport {
         loop {
             let request = match &next_token {
                 Some(token) => self.client.list_shards().next_token(token),
+                None if is_arn(stream) => self.client.list_shards().stream_arn(stream),
                 None => self.client.list_shards().stream_name(stream),
             };
             let page = request.send().await.map_err(classify)?;
@@ -181,6 +121,23 @@ impl Transport {
         Ok(shards)
     }
 
+    /// The largest record the stream takes, data plus partition key
+    /// (its `MaxRecordSizeInKiB`, from DescribeStreamSummary).
+    pub async fn max_record_size(&self, stream: &str) -> Result<usize, Error> {
+        let request = self.client.describe_stream_summary();
+        let request = if is_arn(stream) {
+            request.stream_arn(stream)
+        } else {
+            request.stream_name(stream)
+        };
+        let out = request.send().await.map_err(classify)?;
+        Ok(out
+            .stream_description_summary()
+            .and_then(|s| s.max_record_size_in_kib())
+            .and_then(|kib| usize::try_from(kib).ok())
+            .map_or(DEFAULT_MAX_RECORD_SIZE, |kib| kib * 1024))
+    }
+
     /// Sends one PutRecords. The result has one outcome per entry, in
     /// order, or is the whole request's error.
     pub async fn put_records(
@@ -189,7 +146,12 @@ impl Transport {
         entries: Vec<Entry>,
     ) -> Result<Vec<EntryOutcome>, Error> {
         let sent = entries.len();
-        let mut request = self.client.put_records().stream_name(stream);
+        let mut request = self.client.put_records();
+        request = if is_arn(stream) {
+            request.stream_arn(stream)
+        } else {
+            request.stream_name(stream)
+        };
         for entry in entries {
             let built = PutRecordsRequestEntry::builder()
                 .partition_key(entry.partition_key)
@@ -249,6 +211,13 @@ where
             "the request did not complete within RequestTimeout",
         )
         .with_code("RequestTimeout"),
+        SdkError::DispatchFailure(_) if crate::proxy::refused_credentials(&err) => Error::new(
+            // Not retryable: the same credentials will be refused again.
+            ErrorKind::InvalidConfig,
+            "the HTTP proxy refused the credentials (407 Proxy Authentication Required): \
+             check ProxyUserName and ProxyPassword (or the user:password in HTTPS_PROXY)",
+        )
+        .with_code("ProxyAuthenticationRequired"),
         SdkError::DispatchFailure(failure) => {
             let what = if failure.is_timeout() {
                 "timed out connecting"

@@ -10,14 +10,13 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::{Limits, Retention};
+use crate::config::{Limits, MAX_RECORD_KIB, OnDemand, Retention};
 use crate::faults::FaultState;
-use crate::protocol::{
-    self, ApiError, CreateStream, PutRecord, PutRecords, StreamOp, epoch_secs, stream_name,
-};
+use crate::protocol::{self, ApiError, CreateStream, PutRecord, PutRecords, StreamOp, epoch_secs};
 use crate::state::{
-    PutEntry, PutOutcome, Registry, Shard, Stream, hash_partition_key, now_millis, parse_hash_key,
-    parse_seq, read_shard, seq_string, shard_index_of,
+    PutEntry, PutOutcome, Registry, Shard, Stream, StreamSpec, check_record_kib,
+    hash_partition_key, now_millis, parse_hash_key, parse_seq, read_shard, seq_string,
+    shard_index_of,
 };
 
 /// Counters kept while the simulator runs.
@@ -98,6 +97,8 @@ pub struct Shared {
     pub retention: Retention,
     /// Faults.
     pub faults: FaultState,
+    /// How on-demand streams start and scale.
+    pub on_demand: OnDemand,
     /// Counters.
     pub counters: Counters,
 }
@@ -126,13 +127,25 @@ impl Shared {
             "CreateStream" => self.create_stream(body),
             "DeleteStream" => {
                 let r: StreamOp = protocol::parse(body)?;
-                let name = stream_name(&r.stream_name, &r.stream_arn)?;
-                self.registry.delete(&name)?;
+                let stream = self.stream(&r)?;
+                self.registry.delete(&stream.name)?;
                 Ok(Vec::new())
             }
             "ListStreams" => self.list_streams(body),
             "DescribeStream" => self.describe_stream(body),
             "DescribeStreamSummary" => self.describe_stream_summary(body),
+            "UpdateMaxRecordSize" => {
+                let r: StreamOp = protocol::parse(body)?;
+                let kib = r
+                    .max_record_size_in_kib
+                    .ok_or_else(|| ApiError::missing("maxRecordSizeInKiB"))?;
+                let kib = check_record_kib(kib)?;
+                if r.stream_arn.is_none() {
+                    return Err(ApiError::invalid_argument("StreamARN must be provided."));
+                }
+                self.stream(&r)?.set_max_record_kib(kib);
+                Ok(Vec::new())
+            }
             "ListShards" => self.list_shards(body),
             "GetShardIterator" => self.get_shard_iterator(body),
             "GetRecords" => self.get_records(body),
@@ -201,7 +214,7 @@ impl Shared {
 
     fn stream(&self, r: &StreamOp) -> Result<Arc<Stream>, ApiError> {
         self.registry
-            .get(&stream_name(&r.stream_name, &r.stream_arn)?)
+            .resolve(r.stream_name.as_deref(), r.stream_arn.as_deref())
     }
 
     fn create_stream(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
@@ -209,13 +222,27 @@ impl Shared {
         let name = r
             .stream_name
             .ok_or_else(|| ApiError::missing("streamName"))?;
-        let on_demand = r
-            .stream_mode_details
-            .and_then(|m| m.stream_mode)
-            .is_some_and(|m| m == "ON_DEMAND");
+        let on_demand = match r.stream_mode_details.and_then(|m| m.stream_mode).as_deref() {
+            None | Some("PROVISIONED") => false,
+            Some("ON_DEMAND") => true,
+            Some(other) => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{other}' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]"
+                )));
+            }
+        };
+        let max_record_kib = check_record_kib(
+            r.max_record_size_in_kib
+                .unwrap_or(crate::config::DEFAULT_RECORD_KIB as i64),
+        )?;
         let shards = match r.shard_count {
+            Some(_) if on_demand => {
+                return Err(ApiError::invalid_argument(
+                    "ShardCount must not be given for ON_DEMAND streams",
+                ));
+            }
             Some(n) => n,
-            None if on_demand => 4,
+            None if on_demand => self.on_demand.initial_shards as i64,
             None => {
                 return Err(ApiError::invalid_argument(
                     "ShardCount is required for PROVISIONED streams",
@@ -227,7 +254,12 @@ impl Shared {
                 "1 validation error detected: Value '{shards}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
             ))
         })?;
-        self.registry.create(&name, shards, &self.limits())?;
+        let spec = StreamSpec {
+            shards,
+            on_demand,
+            max_record_kib,
+        };
+        self.registry.create(&name, spec, &self.limits())?;
         Ok(Vec::new())
     }
 
@@ -256,7 +288,7 @@ impl Shared {
                     "StreamName": s.name,
                     "StreamARN": s.arn,
                     "StreamStatus": "ACTIVE",
-                    "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                    "StreamModeDetails": {"StreamMode": s.mode_name()},
                     "StreamCreationTimestamp": epoch_secs(s.created_ms),
                 })
             })
@@ -293,7 +325,7 @@ impl Shared {
                 "StreamName": stream.name,
                 "StreamARN": stream.arn,
                 "StreamStatus": "ACTIVE",
-                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "StreamModeDetails": {"StreamMode": stream.mode_name()},
                 "Shards": page,
                 "HasMoreShards": more,
                 "RetentionPeriodHours": 24,
@@ -313,12 +345,13 @@ impl Shared {
                 "StreamName": stream.name,
                 "StreamARN": stream.arn,
                 "StreamStatus": "ACTIVE",
-                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "StreamModeDetails": {"StreamMode": stream.mode_name()},
                 "RetentionPeriodHours": 24,
                 "StreamCreationTimestamp": epoch_secs(stream.created_ms),
                 "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
                 "EncryptionType": "NONE",
                 "OpenShardCount": open,
+                "MaxRecordSizeInKiB": stream.max_record_kib(),
                 "ConsumerCount": 0,
             }
         })))
@@ -348,7 +381,7 @@ impl Shared {
             let filter = it.next().unwrap_or("").to_string();
             (name, Some(after), filter)
         } else {
-            let name = stream_name(&r.stream_name, &r.stream_arn)?;
+            let name = self.stream(&r)?.name.clone();
             let mut after = r
                 .exclusive_start_shard_id
                 .as_deref()
@@ -555,6 +588,7 @@ impl Shared {
         data: Option<&str>,
         key: Option<&str>,
         ehk: Option<&str>,
+        stream: &Stream,
         limits: &Limits,
     ) -> Result<PutEntry, ApiError> {
         let at = |m: &str| match i {
@@ -578,18 +612,20 @@ impl Shared {
         let decoded = B64
             .decode(data.as_bytes())
             .map_err(|_| ApiError::serialization(format!("Invalid base64 in '{}'", at("data"))))?;
-        if decoded.len() > limits.max_record_bytes {
+        let absolute = MAX_RECORD_KIB as usize * 1024;
+        if decoded.len() > absolute {
             return Err(ApiError::validation(format!(
-                "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {}",
+                "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {absolute}",
                 at("data"),
-                limits.max_record_bytes
             )));
         }
-        if decoded.len() + key.len() > limits.max_record_bytes {
-            return Err(ApiError::invalid_argument(format!(
-                "Record size (data + partition key) {} exceeds the maximum record size {}",
-                decoded.len() + key.len(),
-                limits.max_record_bytes
+        let size = decoded.len() + key.len();
+        if size > stream.max_record_bytes() {
+            return Err(ApiError::validation(format!(
+                "Record size (data + partition key) {size} bytes at '{}' exceeds the maximum record size of stream {} ({} KiB, MaxRecordSizeInKiB; UpdateMaxRecordSize raises it up to {MAX_RECORD_KIB})",
+                at("data"),
+                stream.name,
+                stream.max_record_kib(),
             )));
         }
         let hash = match ehk {
@@ -651,7 +687,6 @@ impl Shared {
         add(&self.counters.put_records_calls, 1);
         let r: PutRecords = protocol::parse(body)?;
         let limits = self.limits();
-        let name = stream_name(&r.stream_name, &r.stream_arn)?;
         let records = r.records.ok_or_else(|| ApiError::missing("records"))?;
         if records.is_empty() || records.len() > limits.max_records_per_request {
             return Err(ApiError::validation(format!(
@@ -663,6 +698,9 @@ impl Shared {
                 }
             )));
         }
+        let stream = self
+            .registry
+            .resolve(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
         let mut entries = Vec::with_capacity(records.len());
         let mut sizes = Vec::with_capacity(records.len());
         let mut total = 0usize;
@@ -672,6 +710,7 @@ impl Shared {
                 e.data.as_deref(),
                 e.partition_key.as_deref(),
                 e.explicit_hash_key.as_deref(),
+                &stream,
                 &limits,
             )?;
             let size = entry.data.len() + entry.partition_key.len();
@@ -686,7 +725,6 @@ impl Shared {
                 limits.max_request_bytes / crate::config::MIB
             )));
         }
-        let stream = self.registry.get(&name)?;
         let rate = self.faults.record_failure_rate();
         if rate > 0.0 {
             let draws = self.faults.draw_record_failures(rate, entries.len());
@@ -735,15 +773,17 @@ impl Shared {
     fn put_record(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let r: PutRecord = protocol::parse(body)?;
         let limits = self.limits();
-        let name = stream_name(&r.stream_name, &r.stream_arn)?;
+        let stream = self
+            .registry
+            .resolve(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
         let mut entry = self.entry(
             None,
             r.data.as_deref(),
             r.partition_key.as_deref(),
             r.explicit_hash_key.as_deref(),
+            &stream,
             &limits,
         )?;
-        let stream = self.registry.get(&name)?;
         let rate = self.faults.record_failure_rate();
         if rate > 0.0 {
             entry.fail = self.faults.draw_record_failures(rate, 1)[0];

@@ -21,6 +21,7 @@ pub mod api;
 pub mod config;
 pub mod faults;
 pub mod limits;
+pub mod ondemand;
 pub mod protocol;
 pub mod server;
 pub mod state;
@@ -34,9 +35,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use api::SimStats;
-pub use config::{Faults, Limits, MIB, Retention, SimConfig};
+pub use config::{
+    DEFAULT_RECORD_KIB, Faults, Limits, MAX_RECORD_KIB, MIB, OnDemand, Retention, SimConfig,
+};
 pub use protocol::ApiError;
-pub use state::{StoredRecord, StoredShard};
+pub use state::{StoredRecord, StoredShard, StreamSpec};
 
 use api::Shared;
 use faults::FaultState;
@@ -62,12 +65,13 @@ impl Sim {
             limits: RwLock::new(Arc::new(config.limits.clone())),
             retention: config.retention,
             faults: FaultState::new(config.faults.clone()),
+            on_demand: config.on_demand.clone(),
             counters: Default::default(),
         });
-        for (name, shards) in &config.streams {
+        for (name, spec) in &config.streams {
             shared
                 .registry
-                .create(name, *shards, &config.limits)
+                .create(name, *spec, &config.limits)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
         }
         let (tx, rx) = watch::channel(false);
@@ -79,6 +83,11 @@ impl Sim {
             shared.clone(),
             rx.clone(),
         ))];
+        tasks.push(tokio::spawn(ondemand::run(
+            shared.clone(),
+            config.on_demand.clone(),
+            rx.clone(),
+        )));
         let (mut tls_addr, mut ca_pem) = (None, None);
         if config.tls {
             let (acceptor, pem) = server::make_tls()?;
@@ -159,12 +168,37 @@ impl Sim {
         self.shared.registry.find(stream).map(|s| s.snapshot())
     }
 
-    /// Create a stream (ACTIVE at once).
+    /// Create a provisioned stream with the default 1 MiB record limit (ACTIVE at once).
     pub fn create_stream(&self, name: &str, shards: u32) -> Result<(), ApiError> {
+        self.create_stream_with(name, StreamSpec::provisioned(shards))
+    }
+
+    /// Create a stream of any mode and record size limit (ACTIVE at once).
+    pub fn create_stream_with(&self, name: &str, spec: StreamSpec) -> Result<(), ApiError> {
         self.shared
             .registry
-            .create(name, shards, &self.shared.limits())
+            .create(name, spec, &self.shared.limits())
             .map(|_| ())
+    }
+
+    /// Set a stream's `MaxRecordSizeInKiB` (as UpdateMaxRecordSize does).
+    pub fn set_max_record_size(&self, stream: &str, kib: u32) -> Result<(), ApiError> {
+        let kib = state::check_record_kib(kib as i64)?;
+        self.shared.registry.get(stream)?.set_max_record_kib(kib);
+        Ok(())
+    }
+
+    /// The ARN of a stream, if there is one of that name.
+    pub fn stream_arn(&self, stream: &str) -> Option<String> {
+        self.shared.registry.find(stream).map(|s| s.arn.clone())
+    }
+
+    /// Open shards of a stream, if there is one of that name.
+    pub fn open_shard_count(&self, stream: &str) -> Option<usize> {
+        self.shared
+            .registry
+            .find(stream)
+            .map(|s| s.shards.read().open.len())
     }
 
     /// Delete a stream.

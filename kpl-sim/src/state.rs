@@ -7,13 +7,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::config::{Limits, Retention};
+use crate::config::{DEFAULT_RECORD_KIB, Limits, MAX_RECORD_KIB, Retention};
 use crate::limits::ShardBuckets;
 use crate::protocol::ApiError;
 
@@ -224,6 +224,49 @@ pub struct Stream {
     seq: AtomicU64,
     /// Shards.
     pub shards: RwLock<ShardSet>,
+    /// `MaxRecordSizeInKiB`: the largest record (data + key) it takes.
+    max_record_kib: AtomicU32,
+    /// On-demand (scales by itself) rather than provisioned.
+    on_demand: AtomicBool,
+    /// Records and bytes offered (accepted or throttled) since the
+    /// on-demand scaler last looked.
+    pub(crate) demand_records: AtomicU64,
+    pub(crate) demand_bytes: AtomicU64,
+    /// Consecutive scaler windows near the limit.
+    pub(crate) hot_windows: AtomicU32,
+}
+
+/// How a stream is created: shards, capacity mode, record size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// Open shards at creation.
+    pub shards: u32,
+    /// On-demand capacity mode.
+    pub on_demand: bool,
+    /// `MaxRecordSizeInKiB` (1024..=10240).
+    pub max_record_kib: u32,
+}
+
+impl StreamSpec {
+    /// A provisioned stream of `shards` shards with the default 1 MiB record limit.
+    pub fn provisioned(shards: u32) -> Self {
+        StreamSpec {
+            shards,
+            on_demand: false,
+            max_record_kib: DEFAULT_RECORD_KIB,
+        }
+    }
+}
+
+/// Checks a `MaxRecordSizeInKiB` value against the service's range.
+pub fn check_record_kib(kib: i64) -> Result<u32, ApiError> {
+    if (DEFAULT_RECORD_KIB as i64..=MAX_RECORD_KIB as i64).contains(&kib) {
+        Ok(kib as u32)
+    } else {
+        Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{kib}' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between {DEFAULT_RECORD_KIB} and {MAX_RECORD_KIB}"
+        )))
+    }
 }
 
 /// What happened to one record of a put.
@@ -263,7 +306,7 @@ pub struct PutEntry {
 impl Stream {
     fn new(
         name: &str,
-        shards: u32,
+        spec: StreamSpec,
         region: &str,
         account: &str,
         incarnation: u64,
@@ -271,7 +314,7 @@ impl Stream {
     ) -> Self {
         let now = Instant::now();
         let mut set = ShardSet::default();
-        for (i, (start, end)) in even_ranges(shards).into_iter().enumerate() {
+        for (i, (start, end)) in even_ranges(spec.shards).into_iter().enumerate() {
             let s = Arc::new(Shard {
                 id: shard_id(i as u32),
                 index: i as u32,
@@ -297,6 +340,40 @@ impl Stream {
             incarnation,
             seq: AtomicU64::new(1),
             shards: RwLock::new(set),
+            max_record_kib: AtomicU32::new(spec.max_record_kib),
+            on_demand: AtomicBool::new(spec.on_demand),
+            demand_records: AtomicU64::new(0),
+            demand_bytes: AtomicU64::new(0),
+            hot_windows: AtomicU32::new(0),
+        }
+    }
+
+    /// `MaxRecordSizeInKiB`.
+    pub fn max_record_kib(&self) -> u32 {
+        self.max_record_kib.load(Ordering::Relaxed)
+    }
+
+    /// The largest record (data + partition key) in bytes.
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record_kib() as usize * 1024
+    }
+
+    /// Change `MaxRecordSizeInKiB` (UpdateMaxRecordSize).
+    pub fn set_max_record_kib(&self, kib: u32) {
+        self.max_record_kib.store(kib, Ordering::Relaxed);
+    }
+
+    /// Whether the stream is on-demand.
+    pub fn is_on_demand(&self) -> bool {
+        self.on_demand.load(Ordering::Relaxed)
+    }
+
+    /// `PROVISIONED` or `ON_DEMAND`.
+    pub fn mode_name(&self) -> &'static str {
+        if self.is_on_demand() {
+            "ON_DEMAND"
+        } else {
+            "PROVISIONED"
         }
     }
 
@@ -329,6 +406,8 @@ impl Stream {
             }
             let data = &mut cur.as_mut().expect("locked").1;
             let size = e.data.len() + e.partition_key.len();
+            self.demand_records.fetch_add(1, Ordering::Relaxed);
+            self.demand_bytes.fetch_add(size as u64, Ordering::Relaxed);
             if !data.buckets.try_take(limits, size, now) {
                 out.push(PutOutcome::Throttled {
                     shard: shard.clone(),
@@ -652,9 +731,10 @@ impl Registry {
     pub fn create(
         &self,
         name: &str,
-        shards: u32,
+        spec: StreamSpec,
         limits: &Limits,
     ) -> Result<Arc<Stream>, ApiError> {
+        let shards = spec.shards;
         validate_stream_name(name)?;
         if shards == 0 {
             return Err(ApiError::validation(format!(
@@ -685,7 +765,7 @@ impl Registry {
         let inc = self.incarnations.fetch_add(1, Ordering::Relaxed);
         let s = Arc::new(Stream::new(
             name,
-            shards,
+            spec,
             &self.region,
             &self.account,
             inc,
@@ -710,6 +790,48 @@ impl Registry {
             .get(name)
             .cloned()
             .ok_or_else(|| self.not_found(name))
+    }
+
+    /// Look a stream up by name or ARN (as requests give them): the ARN
+    /// must be this stream's, region and account included.
+    pub fn resolve(&self, name: Option<&str>, arn: Option<&str>) -> Result<Arc<Stream>, ApiError> {
+        match (name, arn) {
+            (Some(name), _) => {
+                let s = self.get(name)?;
+                if arn.is_some_and(|a| a != s.arn) {
+                    return Err(ApiError::invalid_argument(format!(
+                        "StreamARN {} does not name stream {name}",
+                        arn.unwrap_or_default()
+                    )));
+                }
+                Ok(s)
+            }
+            (None, Some(arn)) => {
+                let name = match arn.rsplit_once(":stream/") {
+                    Some((_, n)) if !n.is_empty() && arn.starts_with("arn:aws") => n,
+                    _ => {
+                        return Err(ApiError::validation(format!(
+                            "1 validation error detected: Value '{arn}' at 'streamARN' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{{12}}:stream/\\S+"
+                        )));
+                    }
+                };
+                match self.find(name) {
+                    Some(s) if s.arn == arn => Ok(s),
+                    _ => Err(ApiError::not_found(format!(
+                        "Stream {arn} under account {} not found.",
+                        self.account
+                    ))),
+                }
+            }
+            (None, None) => Err(ApiError::invalid_argument(
+                "Either StreamName or StreamARN should be provided.",
+            )),
+        }
+    }
+
+    /// Every stream.
+    pub fn all(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().values().cloned().collect()
     }
 
     /// Look a stream up, without an error.
