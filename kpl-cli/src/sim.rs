@@ -105,11 +105,12 @@ pub async fn run(args: SimArgs) -> Result<(), String> {
         config = config.stream(name, *shards);
     }
     for name in &args.on_demand {
+        let shards = config.on_demand.initial_shards;
         config = config.stream_with(
             name,
             kpl_sim::StreamSpec {
                 on_demand: true,
-                ..kpl_sim::StreamSpec::provisioned(config.on_demand.initial_shards)
+                ..kpl_sim::StreamSpec::provisioned(shards)
             },
         );
     }

@@ -6,7 +6,10 @@
 //! Proxy passwords appear in no message: URLs are shown without their
 //! user-info, and errors are ours, not the URL parser's.
 
+use std::time::Duration;
+
 use aws_smithy_http_client::proxy::ProxyConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -70,6 +73,95 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// A second look at a proxy that refused a tunnel: hyper-util tells a
+/// refusal apart only for an `HTTP/1.1 407` answer, and proxies such as
+/// tinyproxy answer `HTTP/1.0 407`. One CONNECT of our own reads the status.
+#[derive(Clone)]
+pub(crate) struct Probe {
+    proxy: String,
+    authorization: Option<String>,
+    target: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Probe {
+    /// The probe for `config`'s proxy and endpoint, if requests go through
+    /// a plain-HTTP proxy to a known endpoint.
+    pub(crate) fn new(config: &Config) -> Option<Probe> {
+        let (url, user, password) = match &config.proxy_host {
+            Some(host) => (
+                proxy_url(host, config.proxy_port),
+                config.proxy_user_name.clone(),
+                config.proxy_password.clone(),
+            ),
+            None => {
+                let url = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))?;
+                (url, None, None)
+            }
+        };
+        let rest = url.strip_prefix("http://").unwrap_or(&url);
+        let authority = rest.split('/').next()?;
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let credentials = match (user, userinfo) {
+            (Some(u), _) => Some(format!("{u}:{}", password.unwrap_or_default())),
+            (None, Some(info)) => Some(info.to_owned()),
+            (None, None) => None,
+        };
+        let proxy = if hostport.contains(':') {
+            hostport.to_owned()
+        } else {
+            format!("{hostport}:80")
+        };
+        let endpoint = config.endpoint_url()?;
+        let target = endpoint.split("://").nth(1)?.split('/').next()?.to_owned();
+        let target = if target.contains(':') {
+            target
+        } else {
+            format!("{target}:443")
+        };
+        Some(Probe {
+            proxy,
+            authorization: credentials.map(|c| aws_smithy_types::base64::encode(c)),
+            target,
+            timeout: config.connect_timeout,
+        })
+    }
+
+    /// The status the proxy answers a CONNECT to the endpoint with.
+    pub(crate) async fn connect_status(&self) -> Option<u16> {
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(&self.proxy).await.ok()?;
+            let mut request = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n", self.target);
+            if let Some(auth) = &self.authorization {
+                request.push_str(&format!("Proxy-Authorization: Basic {auth}\r\n"));
+            }
+            request.push_str("\r\n");
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut buf = [0u8; 64];
+            let n = stream.read(&mut buf).await.ok()?;
+            let line = std::str::from_utf8(&buf[..n]).ok()?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
 /// Whether a failed request's error chain says the proxy refused our
 /// credentials (HTTP 407 to CONNECT). hyper-util reports it only as this
 /// text (its `TunnelError` is private), so the text is what we match.
@@ -87,6 +179,22 @@ pub(crate) fn refused_credentials(err: &(dyn std::error::Error + 'static)) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_knows_proxy_target_and_credentials_and_shows_no_secret() {
+        let config = Config::builder()
+            .endpoint("https://127.0.0.1:4568")
+            .proxy("127.0.0.1", 3128, Some(("u", "s3cret")))
+            .build()
+            .unwrap();
+        let probe = Probe::new(&config).unwrap();
+        assert_eq!(
+            (probe.proxy.as_str(), probe.target.as_str()),
+            ("127.0.0.1:3128", "127.0.0.1:4568")
+        );
+        assert_eq!(probe.authorization.as_deref(), Some("dTpzM2NyZXQ="));
+        assert!(!format!("{probe:?}").contains("dTpz"));
+    }
 
     #[test]
     fn urls_lose_their_credentials_in_messages() {

@@ -61,6 +61,8 @@ pub(crate) enum EntryOutcome {
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
     client: Client,
+    /// Asks the proxy why, when it refused a tunnel.
+    probe: Option<crate::proxy::Probe>,
 }
 
 impl Transport {
@@ -68,12 +70,16 @@ impl Transport {
     pub async fn connect(config: &Config) -> Result<Transport, Error> {
         Ok(Transport {
             client: crate::client::kinesis_client(config).await?,
+            probe: crate::proxy::Probe::new(config),
         })
     }
 
     /// Uses a client the application built itself.
     pub fn from_client(client: Client) -> Transport {
-        Transport { client }
+        Transport {
+            client,
+            probe: None,
+        }
     }
 
     /// Every shard of a stream, open and closed (closed ones tell where an
@@ -87,7 +93,10 @@ impl Transport {
                 None if is_arn(stream) => self.client.list_shards().stream_arn(stream),
                 None => self.client.list_shards().stream_name(stream),
             };
-            let page = request.send().await.map_err(classify)?;
+            let page = match request.send().await {
+                Ok(page) => page,
+                Err(e) => return Err(self.explain(classify(e)).await),
+            };
             for shard in page.shards() {
                 let open = shard
                     .sequence_number_range()
@@ -130,7 +139,10 @@ impl Transport {
         } else {
             request.stream_name(stream)
         };
-        let out = request.send().await.map_err(classify)?;
+        let out = match request.send().await {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain(classify(e)).await),
+        };
         Ok(out
             .stream_description_summary()
             .and_then(|s| s.max_record_size_in_kib())
@@ -161,7 +173,10 @@ impl Transport {
                 .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
             request = request.records(built);
         }
-        let output = request.send().await.map_err(classify)?;
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(e) => return Err(self.explain(classify(e)).await),
+        };
         let results = output.records();
         if results.len() != sent {
             // Without a one-to-one answer nothing can be matched; the
@@ -198,6 +213,45 @@ impl Transport {
     }
 }
 
+impl Transport {
+    /// A proxy that refused a tunnel is asked why: a refusal of our
+    /// credentials is final (retrying cannot pass it); anything else stays
+    /// a transport failure, now with the proxy's status in its message.
+    async fn explain(&self, err: Error) -> Error {
+        let refused =
+            err.code() == Some("ConnectionError") && err.message().contains("tunnel error");
+        let Some(probe) = self.probe.as_ref().filter(|_| refused) else {
+            return err;
+        };
+        match probe.connect_status().await {
+            // 407 as HTTP says; tinyproxy answers wrong credentials with 401.
+            Some(401 | 407) => proxy_refused_credentials(),
+            Some(403) => Error::new(
+                ErrorKind::InvalidConfig,
+                "the HTTP proxy forbids the tunnel (CONNECT, 403): it must allow CONNECT to the \
+                 Kinesis endpoint's host and port",
+            )
+            .with_code("ProxyTunnelForbidden"),
+            Some(status) => Error::new(
+                ErrorKind::Transport,
+                format!("the HTTP proxy refused the tunnel (CONNECT) with status {status}"),
+            )
+            .with_code("ProxyTunnelRefused"),
+            None => err,
+        }
+    }
+}
+
+fn proxy_refused_credentials() -> Error {
+    Error::new(
+        // Not retryable: the same credentials will be refused again.
+        ErrorKind::InvalidConfig,
+        "the HTTP proxy refused the credentials (Proxy Authentication Required): \
+         check ProxyUserName and ProxyPassword (or the user:password in HTTPS_PROXY)",
+    )
+    .with_code("ProxyAuthenticationRequired")
+}
+
 /// Maps an SDK error to ours: the service's code where there is one, the
 /// transport's failure otherwise.
 fn classify<E>(err: SdkError<E, HttpResponse>) -> Error
@@ -211,13 +265,9 @@ where
             "the request did not complete within RequestTimeout",
         )
         .with_code("RequestTimeout"),
-        SdkError::DispatchFailure(_) if crate::proxy::refused_credentials(&err) => Error::new(
-            // Not retryable: the same credentials will be refused again.
-            ErrorKind::InvalidConfig,
-            "the HTTP proxy refused the credentials (407 Proxy Authentication Required): \
-             check ProxyUserName and ProxyPassword (or the user:password in HTTPS_PROXY)",
-        )
-        .with_code("ProxyAuthenticationRequired"),
+        SdkError::DispatchFailure(_) if crate::proxy::refused_credentials(&err) => {
+            proxy_refused_credentials()
+        }
         SdkError::DispatchFailure(failure) => {
             let what = if failure.is_timeout() {
                 "timed out connecting"
