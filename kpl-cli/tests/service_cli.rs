@@ -131,9 +131,11 @@ impl Tinyproxy {
             .stderr(Stdio::null())
             .spawn()
             .expect("tinyproxy starts");
+        // From here on, Drop stops it (by its PID), whatever happens.
+        let proxy = Tinyproxy { child, port, log };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Tinyproxy { child, port, log });
+                return Some(proxy);
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -134,7 +134,7 @@ impl Probe {
         };
         Some(Probe {
             proxy,
-            authorization: credentials.map(|c| aws_smithy_types::base64::encode(c)),
+            authorization: credentials.map(aws_smithy_types::base64::encode),
             target,
             timeout: config.connect_timeout,
         })

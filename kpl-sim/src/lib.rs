@@ -23,6 +23,8 @@ pub mod faults;
 pub mod limits;
 pub mod ondemand;
 pub mod protocol;
+mod reads;
+pub mod registry;
 pub mod server;
 pub mod state;
 
