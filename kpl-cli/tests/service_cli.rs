@@ -60,6 +60,21 @@ fn kpl(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `kpl` off the runtime's threads (the simulator runs on them).
+async fn kpl_async(
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    stdin: &'static str,
+) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        kpl(&args, &env, stdin)
+    })
+    .await
+    .unwrap()
+}
+
 fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -182,12 +197,7 @@ async fn perf_over_tls_trusts_ca_cert_path_in_every_client() {
         "--json",
     ]
     .map(str::to_owned);
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        kpl(&args, &[], "")
-    })
-    .await
-    .unwrap();
+    let out = kpl_async(args.to_vec(), vec![], "").await;
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], true, "{report}");
@@ -201,25 +211,18 @@ async fn put_by_arn() {
         .unwrap();
     let arn = sim.stream_arn("lines").unwrap();
     let endpoint = sim.endpoint();
-    let out = tokio::task::spawn_blocking(move || {
-        kpl(
-            &[
-                "put",
-                "--stream",
-                &arn,
-                "--partition-key",
-                "k",
-                "--endpoint",
-                &endpoint,
-                "--region",
-                "us-east-1",
-            ],
-            &[],
-            "first\nsecond\n",
-        )
-    })
-    .await
-    .unwrap();
+    let args = [
+        "put",
+        "--stream",
+        &arn,
+        "--partition-key",
+        "k",
+        "--endpoint",
+        &endpoint,
+        "--region",
+        "us-east-1",
+    ];
+    let out = kpl_async(args.map(str::to_owned).to_vec(), vec![], "first\nsecond\n").await;
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout)
@@ -277,12 +280,7 @@ async fn through_an_authenticating_proxy_records_arrive_and_a_wrong_password_fai
     .to_vec();
     args.extend(common.iter().cloned());
     args.extend(["--set".into(), "ProxyPassword=Pr0xy-s3cret".into()]);
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        kpl(&args, &[], "")
-    })
-    .await
-    .unwrap();
+    let out = kpl_async(args.to_vec(), vec![], "").await;
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], true, "{report}");
@@ -297,12 +295,7 @@ async fn through_an_authenticating_proxy_records_arrive_and_a_wrong_password_fai
         .to_vec();
     args.extend(common.iter().cloned());
     args.extend(["--set".into(), "ProxyPassword=wr0ng-pa55".into()]);
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        kpl(&args, &[], "one line\n")
-    })
-    .await
-    .unwrap();
+    let out = kpl_async(args, vec![], "one line\n").await;
     let all = text(&out);
     eprintln!("{all}");
     assert!(!out.status.success(), "{all}");
@@ -332,27 +325,22 @@ async fn https_proxy_from_the_environment_is_used() {
         return;
     };
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
-    let out = tokio::task::spawn_blocking(move || {
-        kpl(
-            &[
-                "put",
-                "--stream",
-                "env",
-                "--partition-key",
-                "k",
-                "--endpoint",
-                &endpoint,
-                "--region",
-                "us-east-1",
-                "--set",
-                &format!("CaCertPath={ca}"),
-            ],
-            &[("HTTPS_PROXY", &proxy_url)],
-            "a\nb\nc\n",
-        )
-    })
-    .await
-    .unwrap();
+    let ca = format!("CaCertPath={ca}");
+    let args = [
+        "put",
+        "--stream",
+        "env",
+        "--partition-key",
+        "k",
+        "--endpoint",
+        &endpoint,
+        "--region",
+        "us-east-1",
+        "--set",
+        &ca,
+    ];
+    let env = vec![("HTTPS_PROXY", proxy_url)];
+    let out = kpl_async(args.map(str::to_owned).to_vec(), env, "a\nb\nc\n").await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         proxy.tunnels_to(sim_port) >= 1,

@@ -1,7 +1,6 @@
 //! The producer and the service as it is now, against kpl-sim: each
 //! stream's own record limit (`MaxRecordSizeInKiB`), 10 MiB requests, large
-//! records among small ones at a shard's rate, streams named by ARN, and an
-//! on-demand stream that scales out while records flow.
+//! records among small ones at a shard's rate, and streams named by ARN.
 
 mod common;
 
@@ -9,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use kpl_core::{ErrorKind, PutResult, UserRecord};
-use kpl_sim::{Limits, MIB, OnDemand, Sim, SimConfig, StreamSpec};
+use kpl_core::{ErrorKind, UserRecord};
+use kpl_sim::{MIB, Sim, SimConfig, StreamSpec};
 
 fn spec(shards: u32, max_record_kib: u32) -> StreamSpec {
     StreamSpec {
@@ -25,28 +24,6 @@ fn sized(i: usize, size: usize) -> UserRecord {
     let mut data = vec![(i % 251) as u8; size - key.len()];
     data[..8].copy_from_slice(&(i as u64).to_be_bytes());
     UserRecord::new(key, data)
-}
-
-async fn deliver(
-    producer: &kpl_core::Producer,
-    records: Vec<UserRecord>,
-) -> Vec<(String, Bytes, PutResult)> {
-    let keys: Vec<_> = records
-        .iter()
-        .map(|r| (r.partition_key().to_owned(), r.data().clone()))
-        .collect();
-    let handles = producer.put_many(records).await;
-    // Everything is in: no need to wait out RecordMaxBufferedTime.
-    producer.flush().await.expect("flushed");
-    let mut out = Vec::new();
-    for ((key, data), handle) in keys.into_iter().zip(handles) {
-        let result = tokio::time::timeout(WAIT, handle.expect("accepted"))
-            .await
-            .expect("a result in time")
-            .unwrap_or_else(|e| panic!("{key} not delivered: {e}"));
-        out.push((key, data, result));
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +104,10 @@ async fn put_records_requests_fill_up_to_ten_mib() {
             .collection_max_size(64 * MIB)
             // The shard's limiter must not spread the records out over time.
             .rate_limit(2000)
-            .record_max_buffered_time(Duration::from_secs(10)),
+            .record_max_buffered_time(Duration::from_secs(10))
+            // A 10 MiB request to a debug build on a busy machine is slow;
+            // a timeout would retry it and count another request.
+            .request_timeout(Duration::from_secs(60)),
     )
     .await;
     // Ten records of 1 MiB (over AggregationMaxSize: each goes alone) make
@@ -135,7 +115,8 @@ async fn put_records_requests_fill_up_to_ten_mib() {
     let mut records: Vec<_> = (0..10).map(|i| sized(i, MIB)).collect();
     records.push(sized(10, 64));
     let put = deliver(&producer, records).await;
-    assert_eq!(sim.stats().put_records_calls, 2);
+    let metrics = producer.metrics();
+    assert_eq!(sim.stats().put_records_calls, 2, "{metrics:?}");
     assert!(put.iter().all(|(_, _, r)| !r.is_aggregated()));
     verify(&read_stream(&client(&sim.endpoint()), "fill").await, &put);
     producer.shutdown(WAIT).await.unwrap();
@@ -215,88 +196,6 @@ async fn a_stream_named_by_its_arn_is_sent_to_by_arn() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("ResourceNotFoundException"), "{err}");
-    producer.shutdown(WAIT).await.unwrap();
-    sim.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_on_demand_stream_scales_from_4_to_8_shards_while_records_flow() {
-    let rule = OnDemand {
-        window: Duration::from_millis(250),
-        sustain: 2,
-        ..OnDemand::default()
-    };
-    // Shards of a quarter of the service's byte rate, and a producer whose
-    // RateLimit matches: the shards, not this debug build's speed, are what
-    // the records press against, so the stream runs near its limit.
-    let limits = Limits {
-        shard_bytes_per_sec: 256 * 1024,
-        ..Limits::default()
-    };
-    let sim = Sim::start(
-        SimConfig::default()
-            .limits(limits)
-            .on_demand(rule)
-            .stream_with(
-                "od",
-                StreamSpec {
-                    on_demand: true,
-                    ..StreamSpec::provisioned(4)
-                },
-            ),
-    )
-    .await
-    .unwrap();
-    let producer = producer(
-        config(&sim.endpoint())
-            .stream("od")
-            .rate_limit(25)
-            .record_ttl(Duration::from_secs(120))
-            .max_buffered(300_000, 256 * MIB),
-    )
-    .await;
-    // 200,000 records of ~25 bytes: ~5 MB, about 5 s of the four shards'
-    // rate, or half that once there are eight.
-    let records: Vec<_> = (0..200_000)
-        .map(|i| {
-            UserRecord::new(
-                format!("k{}", i % 5000),
-                Bytes::from(format!("{i:09}-{:010}", i * 7)),
-            )
-        })
-        .collect();
-    let put = deliver(&producer, records).await;
-    assert_eq!(
-        sim.open_shard_count("od"),
-        Some(8),
-        "the stream did not scale out"
-    );
-    let view = kpl_readback::read_stream_as_kcl(&client(&sim.endpoint()), "od")
-        .await
-        .unwrap();
-    let duplicates = verify_acked(&view.records, &put);
-    let new_shards: std::collections::HashSet<&str> = put
-        .iter()
-        .map(|(_, _, r)| r.shard_id())
-        .filter(|id| id > &"shardId-000000000003")
-        .collect();
-    println!(
-        "on-demand: {} records, 4 -> 8 shards, {} delivered to the new shards ({} of them), {} aggregates dropped by a KCL reader, {} duplicates",
-        put.len(),
-        put.iter()
-            .filter(|(_, _, r)| r.shard_id() > "shardId-000000000003")
-            .count(),
-        new_shards.len(),
-        view.dropped_aggregates.len(),
-        duplicates
-    );
-    assert_eq!(view.records.len() - duplicates, put.len());
-    assert_eq!(duplicates, 0, "a KCL reader sees some records twice");
-    assert_eq!(
-        new_shards.len(),
-        8,
-        "the producer did not use every new shard"
-    );
     producer.shutdown(WAIT).await.unwrap();
     sim.shutdown().await;
 }

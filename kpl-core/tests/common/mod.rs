@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kpl_core::{Config, ConfigBuilder, Producer, PutResult};
+use kpl_core::{Config, ConfigBuilder, Producer, PutResult, UserRecord};
 use kpl_sim::{Faults, Sim, SimConfig};
 
 /// A simulator with the service's limits off and the given streams.
@@ -125,4 +125,28 @@ pub fn verify_acked(read: &[ReadRecord], acked: &[(String, Bytes, PutResult)]) -
         assert_eq!((&found.partition_key, &found.data), (key, data));
     }
     copies.values().filter(|&&n| n > 1).count()
+}
+
+/// Puts `records`, flushes, and returns each delivered record with its
+/// result; panics naming a record that was not delivered.
+pub async fn deliver(
+    producer: &kpl_core::Producer,
+    records: Vec<UserRecord>,
+) -> Vec<(String, Bytes, PutResult)> {
+    let keys: Vec<_> = records
+        .iter()
+        .map(|r| (r.partition_key().to_owned(), r.data().clone()))
+        .collect();
+    let handles = producer.put_many(records).await;
+    // Everything is in: no need to wait out RecordMaxBufferedTime.
+    producer.flush().await.expect("flushed");
+    let mut out = Vec::new();
+    for ((key, data), handle) in keys.into_iter().zip(handles) {
+        let result = tokio::time::timeout(WAIT, handle.expect("accepted"))
+            .await
+            .expect("a result in time")
+            .unwrap_or_else(|e| panic!("{key} not delivered: {e}"));
+        out.push((key, data, result));
+    }
+    out
 }
