@@ -93,15 +93,15 @@ async fn record_size_limits_follow_the_stream() {
     // UpdateMaxRecordSize takes the ARN and 1024..=10240.
     c.update_max_record_size()
         .stream_arn(&small)
-        .max_record_size_in_kib(5 * 1024)
+        .max_record_size_in_kib(2 * 1024)
         .send()
         .await
         .unwrap();
-    assert_eq!(max_kib(&c, "small").await, Some(5120));
-    put(&c, &small, vec![entry("k", 5 * MIB - 1)])
+    assert_eq!(max_kib(&c, "small").await, Some(2048));
+    put(&c, &small, vec![entry("k", 2 * MIB - 1)])
         .await
         .unwrap();
-    assert!(put(&c, &small, vec![entry("k", 5 * MIB)]).await.is_err());
+    assert!(put(&c, &small, vec![entry("k", 2 * MIB)]).await.is_err());
     let err = c
         .update_max_record_size()
         .stream_arn(&small)
