@@ -20,7 +20,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export KPL_BIN="${KPL_BIN:-$TARGET_DIR/debug/kpl}"
 VENV="$ROOT/.venv"
 
-ALL_STEPS=(lint build rust python node c python_binding node_binding)
+ALL_STEPS=(lint build rust sim python node c python_binding node_binding)
 FAILED=()
 PASSED=()
 
@@ -72,7 +72,18 @@ step_rust() {
         $sudo apt-get update -qq
         $sudo apt-get install -y -qq tinyproxy
     fi
-    KPL_KINESALITE_ENDPOINT="$endpoint" cargo test --workspace --locked
+    # The seeded simulation runs in its own step (below), not twice.
+    KPL_KINESALITE_ENDPOINT="$endpoint" cargo test --workspace --locked -- \
+        --skip seeded_runs_keep_every_invariant
+}
+
+step_sim() {
+    # The deterministic simulation suite: the producer over kpl-sim's state
+    # model on tokio's paused clock, KPL_SIM_RUNS seeded runs (default
+    # 1,000; dense and long), every invariant checked after each. It prints
+    # the runs, simulated hours and records it checked. Nightly: raise
+    # KPL_SIM_RUNS and set KPL_SIM_FIRST_SEED to cover new seeds.
+    cargo test --locked -p kpl-core --test simulation -- --nocapture seeded_runs_keep_every_invariant
 }
 
 setup_python() {

@@ -98,6 +98,10 @@ pub struct Config {
     /// Password for the proxy (`ProxyPassword`); shown nowhere, not even in
     /// [`Config::entries`].
     pub proxy_password: Option<String>,
+    /// Seed of the producer's random choices (backoff jitter), for runs
+    /// that must repeat exactly, such as simulation tests; `None` (the
+    /// default): seeded from the operating system.
+    pub random_seed: Option<u64>,
 }
 
 /// An access key pair, for endpoints outside AWS (simulators) or tests.
@@ -151,6 +155,7 @@ impl Default for Config {
             proxy_port: 443,
             proxy_user_name: None,
             proxy_password: None,
+            random_seed: None,
         }
     }
 }
@@ -579,6 +584,13 @@ impl ConfigBuilder {
     /// How often shard maps are re-read (zero: only on misrouted records).
     pub fn shard_map_refresh_interval(mut self, interval: Duration) -> Self {
         self.config.shard_map_refresh_interval = interval;
+        self
+    }
+
+    /// Seeds the producer's random choices (backoff jitter), so that a run
+    /// against a deterministic endpoint repeats exactly.
+    pub fn random_seed(mut self, seed: u64) -> Self {
+        self.config.random_seed = Some(seed);
         self
     }
 

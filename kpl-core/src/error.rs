@@ -42,6 +42,10 @@ pub enum ErrorKind {
     OutsideShardRange,
     /// The service answered in a way the producer cannot use.
     Unexpected,
+    /// A blocking call was made on a thread that drives an async runtime,
+    /// where waiting would stall (or, on a current-thread runtime,
+    /// deadlock) the producer it waits for. Use the async API there.
+    WrongThread,
 }
 
 impl ErrorKind {
@@ -59,6 +63,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => "Corrupt",
             ErrorKind::OutsideShardRange => "OutsideShardRange",
             ErrorKind::Unexpected => "Unexpected",
+            ErrorKind::WrongThread => "WrongThread",
         }
     }
 }
@@ -67,24 +72,6 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Service error codes that a later attempt may get past.
-const RETRYABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "InternalFailure",
-    "InternalFailureException",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "LimitExceededException",
-    "KMSThrottlingException",
-    "ThrottlingException",
-    "RequestTimeout",
-];
-
-/// Whether a Kinesis error code names a condition that may pass on its own.
-pub(crate) fn is_retryable_code(code: &str) -> bool {
-    RETRYABLE_CODES.contains(&code)
 }
 
 /// An error from kpl-core.
@@ -204,7 +191,10 @@ impl Error {
             | ErrorKind::Throttled
             | ErrorKind::Expired
             | ErrorKind::Transport => true,
-            ErrorKind::Service => self.code().is_some_and(is_retryable_code),
+            ErrorKind::Service => !matches!(
+                crate::codes::disposition_of(self),
+                crate::codes::Disposition::Fail | crate::codes::Disposition::StreamGone
+            ),
             _ => false,
         }
     }

@@ -22,12 +22,14 @@
 
 pub mod aggregation;
 pub mod client;
+mod codes;
 mod config;
-mod engine;
 mod error;
 mod hash;
+pub mod kinesis;
 mod limiter;
 mod metrics;
+mod pipeline;
 mod producer;
 mod proxy;
 mod record;
@@ -39,5 +41,5 @@ pub use config::{Config, ConfigBuilder, StaticCredentials};
 pub use error::{Error, ErrorKind};
 pub use hash::HashKey;
 pub use metrics::Metrics;
-pub use producer::{Producer, PutHandle};
+pub use producer::{PipelineStats, Producer, PutHandle};
 pub use record::{Attempt, MAX_PARTITION_KEY_CHARS, PutResult, UserRecord};

@@ -131,14 +131,19 @@ impl ShardLimiter {
     /// before the last slow-down report the same congestion and are
     /// ignored, so one episode lowers the rate once, however many requests
     /// were in flight. Returns the pause, if any.
-    pub fn throttled(&mut self, sent_at: Instant, now: Instant) -> Option<Duration> {
+    pub fn throttled(
+        &mut self,
+        sent_at: Instant,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> Option<Duration> {
         if self.last_decrease.is_some_and(|t| sent_at < t) {
             return None;
         }
         self.last_decrease = Some(now);
         self.set_scale(self.scale * DECREASE, now);
         self.backoff = (self.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
-        let pause = jitter(self.backoff);
+        let pause = jitter(self.backoff, rng);
         self.blocked_until = Some(now + pause);
         // What was granted before the throttle is not there to spend.
         self.records.tokens = self.records.tokens.min(0.0);
@@ -172,9 +177,9 @@ impl ShardLimiter {
 }
 
 /// A random duration between half of `d` and `d` ("equal jitter").
-pub(crate) fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration, rng: &mut impl Rng) -> Duration {
     let half = d / 2;
-    half + half.mul_f64(rand::rng().random::<f64>())
+    half + half.mul_f64(rng.random::<f64>())
 }
 
 #[cfg(test)]
@@ -245,7 +250,7 @@ mod tests {
         let mut last = Duration::ZERO;
         for i in 0..10 {
             let t = t0 + Duration::from_millis(i);
-            let pause = l.throttled(t, t).unwrap();
+            let pause = l.throttled(t, t, &mut rand::rng()).unwrap();
             assert!(pause <= MAX_BACKOFF);
             assert!(l.try_take(1, t).is_err());
             last = pause;
@@ -253,7 +258,7 @@ mod tests {
         assert!(last >= MAX_BACKOFF / 2);
         l.delivered(10, t0);
         let t = t0 + Duration::from_millis(20);
-        let pause = l.throttled(t, t).unwrap();
+        let pause = l.throttled(t, t, &mut rand::rng()).unwrap();
         assert!(pause <= MIN_BACKOFF, "{pause:?}");
     }
 
@@ -262,10 +267,10 @@ mod tests {
         let t0 = Instant::now();
         let mut l = ShardLimiter::new(150, t0);
         let (t1, t2) = (t0 + Duration::from_millis(1), t0 + Duration::from_millis(2));
-        l.throttled(t0, t1).unwrap();
+        l.throttled(t0, t1, &mut rand::rng()).unwrap();
         // Also sent before that slow-down: the same congestion, ignored.
-        assert!(l.throttled(t0, t2).is_none());
-        l.throttled(t2, t2).unwrap();
+        assert!(l.throttled(t0, t2, &mut rand::rng()).is_none());
+        l.throttled(t2, t2, &mut rand::rng()).unwrap();
         let lowered = l.rate_percent();
         assert!(
             (lowered - 150.0 * DECREASE * DECREASE).abs() < 1e-9,

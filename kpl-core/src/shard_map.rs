@@ -1,7 +1,7 @@
 //! Which shard owns a hash key: the stream's open shards, sorted by ending
 //! hash key, searched by bisection.
 
-use crate::transport::ShardInfo;
+use crate::kinesis::ShardInfo;
 
 /// The shards of one stream at one moment: the open ones, sorted by ending
 /// hash key for routing, and every shard's range, closed ones included.

@@ -4,57 +4,22 @@
 //! shard and per error), its timeouts come from `ConnectTimeout` and
 //! `RequestTimeout`, and TLS is rustls with the ring provider.
 
-use std::sync::Arc;
-
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use bytes::Bytes;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-
-/// A stream's record size limit when the service does not say
-/// (`MaxRecordSizeInKiB` absent: a service or emulator from before large
-/// records, whose limit is 1 MiB).
-pub(crate) const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
+use crate::kinesis::{
+    BoxFuture, DEFAULT_MAX_RECORD_SIZE, Entry, EntryOutcome, Kinesis, ShardInfo, StreamSummary,
+};
 
 /// Whether a stream is named by its ARN (`arn:aws:kinesis:...:stream/NAME`)
 /// rather than its name: such requests carry `StreamARN`.
 pub(crate) fn is_arn(stream: &str) -> bool {
     stream.starts_with("arn:")
-}
-
-/// One shard: its id, inclusive hash key range, and whether it still
-/// takes writes (a reshard closes its parents).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ShardInfo {
-    pub id: Arc<str>,
-    pub start: u128,
-    pub end: u128,
-    pub open: bool,
-}
-
-/// One Kinesis record to send.
-pub(crate) struct Entry {
-    pub partition_key: String,
-    pub explicit_hash_key: Option<String>,
-    pub data: Bytes,
-}
-
-/// What the service said about one entry of a PutRecords.
-#[derive(Debug)]
-pub(crate) enum EntryOutcome {
-    Delivered {
-        shard_id: Arc<str>,
-        sequence_number: Arc<str>,
-    },
-    Failed {
-        code: String,
-        message: String,
-    },
 }
 
 /// The Kinesis client the producer sends through.
@@ -130,26 +95,6 @@ impl Transport {
         Ok(shards)
     }
 
-    /// The largest record the stream takes, data plus partition key
-    /// (its `MaxRecordSizeInKiB`, from DescribeStreamSummary).
-    pub async fn max_record_size(&self, stream: &str) -> Result<usize, Error> {
-        let request = self.client.describe_stream_summary();
-        let request = if is_arn(stream) {
-            request.stream_arn(stream)
-        } else {
-            request.stream_name(stream)
-        };
-        let out = match request.send().await {
-            Ok(out) => out,
-            Err(e) => return Err(self.explain(classify(e)).await),
-        };
-        Ok(out
-            .stream_description_summary()
-            .and_then(|s| s.max_record_size_in_kib())
-            .and_then(|kib| usize::try_from(kib).ok())
-            .map_or(DEFAULT_MAX_RECORD_SIZE, |kib| kib * 1024))
-    }
-
     /// Sends one PutRecords. The result has one outcome per entry, in
     /// order, or is the whole request's error.
     pub async fn put_records(
@@ -210,6 +155,57 @@ impl Transport {
                 },
             )
             .collect())
+    }
+
+    /// DescribeStreamSummary, by name or ARN; the stream's record limit
+    /// is its `MaxRecordSizeInKiB` (1 MiB where the service does not say).
+    pub async fn describe_stream_summary(&self, stream: &str) -> Result<StreamSummary, Error> {
+        let request = self.client.describe_stream_summary();
+        let request = if is_arn(stream) {
+            request.stream_arn(stream)
+        } else {
+            request.stream_name(stream)
+        };
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(e) => return Err(self.explain(classify(e)).await),
+        };
+        let summary = output.stream_description_summary().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("DescribeStreamSummary for {stream} answered no summary"),
+            )
+        })?;
+        Ok(StreamSummary {
+            stream_name: summary.stream_name().to_owned(),
+            stream_arn: summary.stream_arn().to_owned(),
+            open_shard_count: u32::try_from(summary.open_shard_count()).unwrap_or(0),
+            max_record_size: summary
+                .max_record_size_in_kib()
+                .and_then(|kib| usize::try_from(kib).ok())
+                .map_or(DEFAULT_MAX_RECORD_SIZE, |kib| kib * 1024),
+        })
+    }
+}
+
+impl Kinesis for Transport {
+    fn list_shards<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<ShardInfo>, Error>> {
+        Box::pin(Transport::list_shards(self, stream))
+    }
+
+    fn put_records<'a>(
+        &'a self,
+        stream: &'a str,
+        entries: Vec<Entry>,
+    ) -> BoxFuture<'a, Result<Vec<EntryOutcome>, Error>> {
+        Box::pin(Transport::put_records(self, stream, entries))
+    }
+
+    fn describe_stream_summary<'a>(
+        &'a self,
+        stream: &'a str,
+    ) -> BoxFuture<'a, Result<StreamSummary, Error>> {
+        Box::pin(Transport::describe_stream_summary(self, stream))
     }
 }
 

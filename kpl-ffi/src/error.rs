@@ -65,6 +65,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> kpl_error {
         ErrorKind::Corrupt => kpl_error::KPL_ERR_CORRUPT,
         ErrorKind::OutsideShardRange => kpl_error::KPL_ERR_OUTSIDE_SHARD_RANGE,
         ErrorKind::Unexpected => kpl_error::KPL_ERR_UNEXPECTED,
+        ErrorKind::WrongThread => kpl_error::KPL_ERR_INVALID_ARGUMENT,
         _ => kpl_error::KPL_ERR_INTERNAL,
     }
 }

@@ -10,12 +10,13 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::{Limits, MAX_RECORD_KIB, OnDemand, Retention};
+use crate::config::{Limits, OnDemand, Retention};
+use crate::entries::{check_entry, member};
 use crate::faults::FaultState;
 use crate::protocol::{self, ApiError, CreateStream, PutRecord, PutRecords, StreamOp, epoch_secs};
 use crate::state::{
-    PutEntry, PutOutcome, Registry, Shard, Stream, StreamSpec, check_record_kib,
-    hash_partition_key, now_millis, parse_hash_key, seq_string, shard_index_of,
+    PutEntry, PutOutcome, Registry, Shard, Stream, StreamSpec, check_record_kib, parse_hash_key,
+    seq_string, shard_index_of,
 };
 
 /// Counters kept while the simulator runs.
@@ -430,71 +431,12 @@ impl Shared {
         stream: &Stream,
         limits: &Limits,
     ) -> Result<PutEntry, ApiError> {
-        let at = |m: &str| match i {
-            Some(i) => format!("records.{}.member.{m}", i + 1),
-            None => m.to_string(),
-        };
-        let data = data.ok_or_else(|| ApiError::missing(&at("data")))?;
-        let key = key.ok_or_else(|| ApiError::missing(&at("partitionKey")))?;
-        let chars = key.chars().count();
-        if chars < 1 || chars > limits.max_partition_key_chars {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{key}' at '{}' failed to satisfy constraint: Member must have length {}",
-                at("partitionKey"),
-                if chars < 1 {
-                    "greater than or equal to 1".to_string()
-                } else {
-                    format!("less than or equal to {}", limits.max_partition_key_chars)
-                }
-            )));
-        }
-        let decoded = B64
-            .decode(data.as_bytes())
-            .map_err(|_| ApiError::serialization(format!("Invalid base64 in '{}'", at("data"))))?;
-        let absolute = MAX_RECORD_KIB as usize * 1024;
-        if decoded.len() > absolute {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {absolute}",
-                at("data"),
-            )));
-        }
-        let size = decoded.len() + key.len();
-        if size > stream.max_record_bytes() {
-            return Err(ApiError::validation(format!(
-                "Record size (data + partition key) {size} bytes at '{}' exceeds the maximum record size of stream {} ({} KiB, MaxRecordSizeInKiB; UpdateMaxRecordSize raises it up to {MAX_RECORD_KIB})",
-                at("data"),
-                stream.name,
-                stream.max_record_kib(),
-            )));
-        }
-        let hash = match ehk {
-            Some(e) => {
-                let valid_pattern = e == "0"
-                    || (!e.is_empty()
-                        && e.len() <= 39
-                        && !e.starts_with('0')
-                        && e.bytes().all(|b| b.is_ascii_digit()));
-                if !valid_pattern {
-                    return Err(ApiError::validation(format!(
-                        "1 validation error detected: Value '{e}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
-                        at("explicitHashKey")
-                    )));
-                }
-                parse_hash_key(e).ok_or_else(|| {
-                    ApiError::invalid_argument(format!(
-                        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"
-                    ))
-                })?
-            }
-            None => hash_partition_key(key),
-        };
-        Ok(PutEntry {
-            partition_key: key.into(),
-            explicit_hash_key: ehk.map(Into::into),
-            hash,
-            data: Bytes::from(decoded),
-            fail: false,
-        })
+        let data = data.ok_or_else(|| ApiError::missing(&member(i, "data")))?;
+        let key = key.ok_or_else(|| ApiError::missing(&member(i, "partitionKey")))?;
+        let decoded = B64.decode(data.as_bytes()).map_err(|_| {
+            ApiError::serialization(format!("Invalid base64 in '{}'", member(i, "data")))
+        })?;
+        check_entry(i, key, ehk, Bytes::from(decoded), stream, limits)
     }
 
     fn count_outcomes(&self, outcomes: &[PutOutcome], sizes: &[usize]) {
@@ -515,7 +457,7 @@ impl Shared {
         add(&self.counters.records_internal_failure, fail);
     }
 
-    fn throttle_message(&self, stream: &Stream, shard: &Shard) -> String {
+    pub(crate) fn throttle_message(&self, stream: &Stream, shard: &Shard) -> String {
         format!(
             "Rate exceeded for shard {} in stream {} under account {}.",
             shard.id, stream.name, self.registry.account
@@ -541,38 +483,19 @@ impl Shared {
             .registry
             .resolve(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
         let mut entries = Vec::with_capacity(records.len());
-        let mut sizes = Vec::with_capacity(records.len());
-        let mut total = 0usize;
         for (i, e) in records.iter().enumerate() {
-            let entry = self.entry(
+            entries.push(self.entry(
                 Some(i),
                 e.data.as_deref(),
                 e.partition_key.as_deref(),
                 e.explicit_hash_key.as_deref(),
                 &stream,
                 &limits,
-            )?;
-            let size = entry.data.len() + entry.partition_key.len();
-            total += size;
-            sizes.push(size);
-            entries.push(entry);
+            )?);
         }
         drop(records);
-        if total > limits.max_request_bytes {
-            return Err(ApiError::invalid_argument(format!(
-                "Records size exceeds {} MB limit",
-                limits.max_request_bytes / crate::config::MIB
-            )));
-        }
-        let rate = self.faults.record_failure_rate();
-        if rate > 0.0 {
-            let draws = self.faults.draw_record_failures(rate, entries.len());
-            for (e, f) in entries.iter_mut().zip(draws) {
-                e.fail = f;
-            }
-        }
-        let outcomes = stream.put(entries, &limits, &self.retention);
-        self.count_outcomes(&outcomes, &sizes);
+        let sizes = entries.iter().map(PutEntry::size).collect();
+        let outcomes = self.put_entries(&stream, entries, sizes, &limits)?;
         // Hand-written: the hot path's response, no escaping needed.
         let mut out = String::with_capacity(32 + outcomes.len() * 110);
         let failed = outcomes
@@ -607,6 +530,35 @@ impl Shared {
         }
         out.push_str("],\"EncryptionType\":\"NONE\"}");
         Ok(out.into_bytes())
+    }
+
+    /// Stores validated entries of one PutRecords call (request size
+    /// limit, fault draws, per-shard limits, counters): the one path the
+    /// HTTP server and the in-process [`crate::Model`] share.
+    pub(crate) fn put_entries(
+        &self,
+        stream: &Stream,
+        mut entries: Vec<PutEntry>,
+        sizes: Vec<usize>,
+        limits: &Limits,
+    ) -> Result<Vec<PutOutcome>, ApiError> {
+        let total: usize = sizes.iter().sum();
+        if total > limits.max_request_bytes {
+            return Err(ApiError::invalid_argument(format!(
+                "Records size exceeds {} MB limit",
+                limits.max_request_bytes / crate::config::MIB
+            )));
+        }
+        let rate = self.faults.record_failure_rate();
+        if rate > 0.0 {
+            let draws = self.faults.draw_record_failures(rate, entries.len());
+            for (e, f) in entries.iter_mut().zip(draws) {
+                e.fail = f;
+            }
+        }
+        let outcomes = stream.put(entries, limits, &self.retention);
+        self.count_outcomes(&outcomes, &sizes);
+        Ok(outcomes)
     }
 
     fn put_record(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
@@ -654,7 +606,7 @@ impl Shared {
 
     /// A moment's timestamp for logs.
     pub fn now_ms(&self) -> u64 {
-        now_millis()
+        self.registry.clock.epoch_millis()
     }
 }
 

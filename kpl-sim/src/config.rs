@@ -102,6 +102,10 @@ pub struct Faults {
     /// How long a timed-out request is held.
     #[serde(with = "millis")]
     pub timeout_hold: Duration,
+    /// Fraction of API requests that are carried out (records stored) and
+    /// then held without a response for `timeout_hold`, as when a reply is
+    /// lost on its way back: a producer that retries them writes duplicates.
+    pub timeout_after_store: f64,
 }
 
 impl Default for Faults {
@@ -116,6 +120,7 @@ impl Default for Faults {
             drop_connection: 0.0,
             timeout: 0.0,
             timeout_hold: Duration::from_secs(30),
+            timeout_after_store: 0.0,
         }
     }
 }
@@ -132,6 +137,7 @@ impl Faults {
             || self.request_503 > 0.0
             || self.drop_connection > 0.0
             || self.timeout > 0.0
+            || self.timeout_after_store > 0.0
             || !self.latency.is_zero()
             || !self.latency_jitter.is_zero()
     }

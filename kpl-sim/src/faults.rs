@@ -21,6 +21,9 @@ pub enum RequestFault {
     Drop,
     /// Hold the request, then close the connection.
     Timeout(Duration),
+    /// Carry the request out, then hold it and close the connection
+    /// without the response.
+    TimeoutAfterStore(Duration),
 }
 
 /// The current faults and the RNG that draws from them.
@@ -74,6 +77,9 @@ impl FaultState {
         }
         if f.timeout > 0.0 && rng.random_bool(f.timeout.clamp(0.0, 1.0)) {
             return RequestFault::Timeout(f.timeout_hold);
+        }
+        if f.timeout_after_store > 0.0 && rng.random_bool(f.timeout_after_store.clamp(0.0, 1.0)) {
+            return RequestFault::TimeoutAfterStore(f.timeout_hold);
         }
         if f.request_500 > 0.0 && rng.random_bool(f.request_500.clamp(0.0, 1.0)) {
             return RequestFault::Internal500;

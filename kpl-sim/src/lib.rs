@@ -18,9 +18,12 @@
 
 pub mod admin;
 pub mod api;
+pub mod clock;
 pub mod config;
+mod entries;
 pub mod faults;
 pub mod limits;
+mod model;
 pub mod ondemand;
 pub mod protocol;
 mod reads;
@@ -29,9 +32,7 @@ pub mod server;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,18 +41,16 @@ pub use api::SimStats;
 pub use config::{
     DEFAULT_RECORD_KIB, Faults, Limits, MAX_RECORD_KIB, MIB, OnDemand, Retention, SimConfig,
 };
+pub use faults::RequestFault;
+pub use model::{Model, ModelOutcome, ModelRecord, ModelShard, ModelSummary};
 pub use protocol::ApiError;
 pub use state::{StoredRecord, StoredShard, StreamSpec};
-
-use api::Shared;
-use faults::FaultState;
-use state::Registry;
 
 /// A running simulator. Dropping it without [`Sim::shutdown`] signals the
 /// server tasks to stop but does not wait for them.
 #[derive(Debug)]
 pub struct Sim {
-    shared: Arc<Shared>,
+    model: Model,
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     ca_pem: Option<String>,
@@ -62,20 +61,9 @@ pub struct Sim {
 impl Sim {
     /// Bind, create the configured streams and start serving.
     pub async fn start(config: SimConfig) -> std::io::Result<Sim> {
-        let shared = Arc::new(Shared {
-            registry: Registry::new(&config.region, &config.account),
-            limits: RwLock::new(Arc::new(config.limits.clone())),
-            retention: config.retention,
-            faults: FaultState::new(config.faults.clone()),
-            on_demand: config.on_demand.clone(),
-            counters: Default::default(),
-        });
-        for (name, spec) in &config.streams {
-            shared
-                .registry
-                .create(name, *spec, &config.limits)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
-        }
+        let model = Model::new(&config)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
+        let shared = model.shared.clone();
         let (tx, rx) = watch::channel(false);
         let listener = TcpListener::bind((config.host, config.port)).await?;
         let addr = listener.local_addr()?;
@@ -105,7 +93,7 @@ impl Sim {
         }
         tracing::info!(%addr, ?tls_addr, "kpl-sim listening");
         Ok(Sim {
-            shared,
+            model,
             addr,
             tls_addr,
             ca_pem,
@@ -139,78 +127,76 @@ impl Sim {
         self.ca_pem.clone()
     }
 
+    /// The simulator's state as an in-process [`Model`] (the same streams
+    /// the server serves).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
     /// Replace the fault injection (reseeds the fault RNG).
     pub fn set_faults(&self, f: Faults) {
-        self.shared.faults.set(f);
+        self.model.set_faults(f);
     }
 
     /// The current fault injection.
     pub fn faults(&self) -> Faults {
-        self.shared.faults.get()
+        self.model.faults()
     }
 
     /// Replace the limits. Per-shard buckets keep their current level.
     pub fn set_limits(&self, l: Limits) {
-        *self.shared.limits.write() = Arc::new(l);
+        self.model.set_limits(l);
     }
 
     /// The current limits.
     pub fn limits(&self) -> Limits {
-        (*self.shared.limits()).clone()
+        self.model.limits()
     }
 
     /// Counters so far.
     pub fn stats(&self) -> SimStats {
-        self.shared.counters.snapshot()
+        self.model.stats()
     }
 
     /// Every shard of `stream` (open and closed) with its retained records;
     /// `None` if there is no such stream.
     pub fn records(&self, stream: &str) -> Option<Vec<StoredShard>> {
-        self.shared.registry.find(stream).map(|s| s.snapshot())
+        self.model.records(stream)
     }
 
     /// Create a provisioned stream with the default 1 MiB record limit (ACTIVE at once).
     pub fn create_stream(&self, name: &str, shards: u32) -> Result<(), ApiError> {
-        self.create_stream_with(name, StreamSpec::provisioned(shards))
+        self.model.create_stream(name, shards)
     }
 
     /// Create a stream of any mode and record size limit (ACTIVE at once).
     pub fn create_stream_with(&self, name: &str, spec: StreamSpec) -> Result<(), ApiError> {
-        self.shared
-            .registry
-            .create(name, spec, &self.shared.limits())
-            .map(|_| ())
+        self.model.create_stream_with(name, spec)
     }
 
     /// Set a stream's `MaxRecordSizeInKiB` (as UpdateMaxRecordSize does).
     pub fn set_max_record_size(&self, stream: &str, kib: u32) -> Result<(), ApiError> {
-        let kib = state::check_record_kib(kib as i64)?;
-        self.shared.registry.get(stream)?.set_max_record_kib(kib);
-        Ok(())
+        self.model.set_max_record_size(stream, kib)
     }
 
     /// The ARN of a stream, if there is one of that name.
     pub fn stream_arn(&self, stream: &str) -> Option<String> {
-        self.shared.registry.find(stream).map(|s| s.arn.clone())
+        self.model.stream_arn(stream)
     }
 
     /// Open shards of a stream, if there is one of that name.
     pub fn open_shard_count(&self, stream: &str) -> Option<usize> {
-        self.shared
-            .registry
-            .find(stream)
-            .map(|s| s.shards.read().open.len())
+        self.model.open_shard_count(stream)
     }
 
     /// Delete a stream.
     pub fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
-        self.shared.registry.delete(name)
+        self.model.delete_stream(name)
     }
 
     /// Names of all streams.
     pub fn stream_names(&self) -> Vec<String> {
-        self.shared.registry.names()
+        self.model.stream_names()
     }
 
     /// Stop accepting, end held requests, let in-flight ones finish (bounded),

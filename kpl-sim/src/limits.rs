@@ -10,7 +10,7 @@
 //! shard at once, and the shard then takes nothing for about 9 s; over any
 //! long stretch the shard still writes at most its rate plus one bucket.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::config::Limits;
 

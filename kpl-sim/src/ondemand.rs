@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 
 use crate::api::Shared;
 use crate::config::OnDemand;
@@ -19,7 +19,8 @@ pub async fn run(shared: Arc<Shared>, rule: OnDemand, mut shutdown: watch::Recei
     let mut ticks = tokio::time::interval(rule.window);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticks.tick().await;
-    let mut last = Instant::now();
+    let clock = shared.registry.clock;
+    let mut last = clock.now();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -28,7 +29,7 @@ pub async fn run(shared: Arc<Shared>, rule: OnDemand, mut shutdown: watch::Recei
         if *shutdown.borrow() {
             return;
         }
-        let now = Instant::now();
+        let now = clock.now();
         let secs = now.duration_since(last).as_secs_f64();
         last = now;
         for stream in shared.registry.all() {

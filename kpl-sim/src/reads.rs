@@ -106,7 +106,8 @@ impl Shared {
             .get(index as usize)
             .cloned()
             .ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator"))?;
-        let res = read_shard(&shard, pos, limit as usize, limits.max_get_bytes);
+        let now_ms = self.registry.clock.epoch_millis();
+        let res = read_shard(&shard, pos, limit as usize, limits.max_get_bytes, now_ms);
         add(&self.counters.records_read, res.records.len() as u64);
         #[derive(Serialize)]
         struct OutRec<'a> {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
+use crate::clock::Clock;
 use crate::config::Limits;
 use crate::protocol::ApiError;
 use crate::state::{Stream, StreamSpec};
@@ -20,6 +21,8 @@ pub struct Registry {
     pub region: String,
     /// Account for ARNs and messages.
     pub account: String,
+    /// The clock every stream runs on.
+    pub clock: Clock,
 }
 
 impl Registry {
@@ -30,6 +33,7 @@ impl Registry {
             incarnations: AtomicU64::new(1),
             region: region.to_string(),
             account: account.to_string(),
+            clock: Clock::new(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Registry {
             &self.account,
             inc,
             limits,
+            self.clock,
         ));
         map.insert(name.to_string(), s.clone());
         Ok(s)
@@ -132,6 +137,16 @@ impl Registry {
             (None, None) => Err(ApiError::invalid_argument(
                 "Either StreamName or StreamARN should be provided.",
             )),
+        }
+    }
+
+    /// Look a stream up by what a client names it with: its ARN if that
+    /// starts with `arn:`, its name otherwise.
+    pub fn lookup(&self, stream: &str) -> Result<Arc<Stream>, ApiError> {
+        if stream.starts_with("arn:") {
+            self.resolve(None, Some(stream))
+        } else {
+            self.get(stream)
         }
     }
 

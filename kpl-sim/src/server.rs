@@ -71,8 +71,9 @@ pub async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    match shared.faults.request_fault() {
-        RequestFault::None => {}
+    let fault = shared.faults.request_fault();
+    match fault {
+        RequestFault::None | RequestFault::TimeoutAfterStore(_) => {}
         RequestFault::Drop => {
             shared
                 .counters
@@ -164,6 +165,18 @@ pub async fn handle(
         }
     };
     let result = shared.dispatch(op, &body);
+    if let RequestFault::TimeoutAfterStore(hold) = fault {
+        shared
+            .counters
+            .requests_timed_out
+            .fetch_add(1, Ordering::Relaxed);
+        let mut shutdown = shutdown;
+        tokio::select! {
+            _ = tokio::time::sleep(hold) => {}
+            _ = shutdown.wait_for(|s| *s) => {}
+        }
+        return Err(DropConnection);
+    }
     Ok(match result {
         Ok(body) => json_response(200, body),
         Err(e) => {

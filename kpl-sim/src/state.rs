@@ -8,11 +8,12 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use crate::clock::Clock;
 use crate::config::{DEFAULT_RECORD_KIB, Limits, MAX_RECORD_KIB, Retention};
 use crate::limits::ShardBuckets;
 use crate::protocol::ApiError;
@@ -108,14 +109,6 @@ pub fn even_ranges(n: u32) -> Vec<(u128, u128)> {
             (start, end)
         })
         .collect()
-}
-
-/// Milliseconds since the epoch.
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// A record inside a shard.
@@ -235,6 +228,7 @@ pub struct Stream {
     pub(crate) demand_bytes: AtomicU64,
     /// Consecutive scaler windows near the limit.
     pub(crate) hot_windows: AtomicU32,
+    clock: Clock,
 }
 
 /// How a stream is created: shards, capacity mode, record size limit.
@@ -304,6 +298,13 @@ pub struct PutEntry {
     pub fail: bool,
 }
 
+impl PutEntry {
+    /// Data plus partition key, as the service counts a record's size.
+    pub fn size(&self) -> usize {
+        self.data.len() + self.partition_key.len()
+    }
+}
+
 impl Stream {
     pub(crate) fn new(
         name: &str,
@@ -312,8 +313,9 @@ impl Stream {
         account: &str,
         incarnation: u64,
         limits: &Limits,
+        clock: Clock,
     ) -> Self {
-        let now = Instant::now();
+        let now = clock.now();
         let mut set = ShardSet::default();
         for (i, (start, end)) in even_ranges(spec.shards).into_iter().enumerate() {
             let s = Arc::new(Shard {
@@ -337,7 +339,7 @@ impl Stream {
         Stream {
             name: name.to_string(),
             arn: format!("arn:aws:kinesis:{region}:{account}:stream/{name}"),
-            created_ms: now_millis(),
+            created_ms: clock.epoch_millis(),
             incarnation,
             seq: AtomicU64::new(1),
             shards: RwLock::new(set),
@@ -346,6 +348,7 @@ impl Stream {
             demand_records: AtomicU64::new(0),
             demand_bytes: AtomicU64::new(0),
             hot_windows: AtomicU32::new(0),
+            clock,
         }
     }
 
@@ -391,8 +394,8 @@ impl Stream {
         retention: &Retention,
     ) -> Vec<PutOutcome> {
         let set = self.shards.read();
-        let now = Instant::now();
-        let arrival_ms = now_millis();
+        let now = self.clock.now();
+        let arrival_ms = self.clock.epoch_millis();
         let mut out = Vec::with_capacity(entries.len());
         let mut cur: Option<(u32, parking_lot::MutexGuard<'_, ShardData>)> = None;
         for e in entries {
@@ -606,7 +609,7 @@ impl Stream {
                 records: VecDeque::new(),
                 bytes: 0,
                 ending_seq: None,
-                buckets: ShardBuckets::new(limits, Instant::now()),
+                buckets: ShardBuckets::new(limits, self.clock.now()),
             }),
         });
         set.all.push(s.clone());
@@ -667,8 +670,14 @@ pub struct ReadResult {
     pub millis_behind: u64,
 }
 
-/// Read records of `shard` with counter >= `pos`.
-pub fn read_shard(shard: &Shard, pos: u64, limit: usize, max_bytes: usize) -> ReadResult {
+/// Read records of `shard` with counter >= `pos`; `now_ms` is the epoch time now.
+pub fn read_shard(
+    shard: &Shard,
+    pos: u64,
+    limit: usize,
+    max_bytes: usize,
+    now_ms: u64,
+) -> ReadResult {
     let d = shard.data.lock();
     let first = d.records.partition_point(|r| r.seq < pos);
     let mut records = Vec::new();
@@ -696,7 +705,7 @@ pub fn read_shard(shard: &Shard, pos: u64, limit: usize, max_bytes: usize) -> Re
             .back()
             .map(|tip| tip.arrival_ms.saturating_sub(r.arrival_ms))
             .unwrap_or(0)
-            .max(now_millis().saturating_sub(r.arrival_ms)),
+            .max(now_ms.saturating_sub(r.arrival_ms)),
         _ => 0,
     };
     ReadResult {

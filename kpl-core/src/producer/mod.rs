@@ -10,12 +10,16 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+
+mod admission;
+
+use admission::{buffer_full, shut_down};
 
 use crate::config::Config;
-use crate::engine::{Command, Engine, IndexedCallback, Pending, Reply, Shared};
 use crate::error::{Error, ErrorKind};
+use crate::kinesis::Kinesis;
 use crate::metrics::{Metrics, Recorder};
+use crate::pipeline::{Command, Engine, IndexedCallback, Reply, Shared};
 use crate::record::{PutResult, UserRecord};
 use crate::transport::Transport;
 
@@ -57,6 +61,8 @@ struct Inner {
     closed: AtomicBool,
     runtime: tokio::runtime::Handle,
     engine: Mutex<Option<JoinHandle<()>>>,
+    /// The outcome of the first `shutdown`; later calls wait for it.
+    shutdown: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -66,6 +72,16 @@ impl std::fmt::Debug for Producer {
             .field("outstanding", &self.outstanding())
             .finish()
     }
+}
+
+/// The pipeline's own state, from [`Producer::pipeline_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PipelineStats {
+    /// Streams the pipeline keeps state for.
+    pub streams: u64,
+    /// Timers pending in the pipeline's heap.
+    pub timers: u64,
 }
 
 /// The result of one put, resolved when Kinesis acknowledged the record or
@@ -94,7 +110,13 @@ impl Future for PutHandle {
 
 impl PutHandle {
     /// Waits for the result on a thread outside any async runtime.
+    ///
+    /// On a thread that drives a tokio runtime it returns an
+    /// [`ErrorKind::WrongThread`] error at once instead of blocking: the
+    /// result comes from a task that the blocked thread might be the one to
+    /// run. Await the handle there.
     pub fn wait(self) -> Result<PutResult, Error> {
+        refuse_runtime_thread("PutHandle::wait")?;
         futures::executor::block_on(self)
     }
 }
@@ -108,7 +130,7 @@ impl Producer {
     /// Outside a tokio runtime.
     pub async fn new(config: Config) -> Result<Producer, Error> {
         let transport = Transport::connect(&config).await?;
-        Ok(Producer::start(config, transport))
+        Ok(Producer::start(config, Arc::new(transport)))
     }
 
     /// Creates a producer over a Kinesis client the application built
@@ -117,10 +139,20 @@ impl Producer {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn with_client(config: Config, client: aws_sdk_kinesis::Client) -> Producer {
-        Producer::start(config, Transport::from_client(client))
+        Producer::with_kinesis(config, Arc::new(Transport::from_client(client)))
     }
 
-    fn start(config: Config, transport: Transport) -> Producer {
+    /// Creates a producer over any [`Kinesis`] implementation: a client
+    /// with a transport of its own, or an in-process model of the service
+    /// (the simulation tests run the producer on one, in simulated time).
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn with_kinesis(config: Config, kinesis: Arc<dyn Kinesis>) -> Producer {
+        Producer::start(config, kinesis)
+    }
+
+    fn start(config: Config, transport: Arc<dyn Kinesis>) -> Producer {
         let config = Arc::new(config);
         let shared = Arc::new(Shared {
             metrics: Recorder::default(),
@@ -128,6 +160,8 @@ impl Producer {
             buffered_bytes: AtomicU64::new(0),
             record_permits: Semaphore::new(config.max_buffered_records),
             byte_permits: Semaphore::new(config.max_buffered_bytes),
+            streams: AtomicU64::new(0),
+            timers: AtomicU64::new(0),
         });
         let (commands, rx) = mpsc::unbounded_channel();
         let engine = Engine::new(config.clone(), transport, shared.clone(), rx);
@@ -141,6 +175,7 @@ impl Producer {
                 closed: AtomicBool::new(false),
                 runtime: tokio::runtime::Handle::current(),
                 engine: Mutex::new(Some(handle)),
+                shutdown: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -158,7 +193,7 @@ impl Producer {
     /// shut down.
     pub async fn put(&self, record: UserRecord) -> Result<PutHandle, Error> {
         let (tx, rx) = oneshot::channel();
-        self.submit(record, Reply::Channel(tx)).await?;
+        self.submit(record, Reply::channel(tx)).await?;
         Ok(PutHandle { rx })
     }
 
@@ -166,22 +201,22 @@ impl Producer {
     /// [`ErrorKind::BufferFull`] error that hands the record back.
     pub fn try_put(&self, record: UserRecord) -> Result<PutHandle, Error> {
         let (tx, rx) = oneshot::channel();
-        self.submit_now(record, Reply::Channel(tx))?;
+        self.submit_now(record, Reply::channel(tx))?;
         Ok(PutHandle { rx })
     }
 
     /// Puts a record from synchronous code, blocking the thread while the
     /// buffer is full (at most `timeout`, then `BufferFull`).
     ///
-    /// # Panics
-    /// When called from inside an async runtime: use [`put`](Self::put).
+    /// On a thread that drives an async runtime it fails at once with
+    /// [`ErrorKind::WrongThread`] (and the record): use [`put`](Self::put).
     pub fn put_blocking(
         &self,
         record: UserRecord,
         timeout: Option<Duration>,
     ) -> Result<PutHandle, Error> {
         let (tx, rx) = oneshot::channel();
-        self.submit_blocking(record, Reply::Channel(tx), timeout)?;
+        self.submit_blocking(record, Reply::channel(tx), timeout)?;
         Ok(PutHandle { rx })
     }
 
@@ -192,7 +227,7 @@ impl Producer {
     where
         F: FnOnce(Result<PutResult, Error>) + Send + 'static,
     {
-        self.submit(record, Reply::Callback(Box::new(callback)))
+        self.submit(record, Reply::callback(Box::new(callback)))
             .await
     }
 
@@ -202,7 +237,7 @@ impl Producer {
     where
         F: FnOnce(Result<PutResult, Error>) + Send + 'static,
     {
-        self.submit_now(record, Reply::Callback(Box::new(callback)))
+        self.submit_now(record, Reply::callback(Box::new(callback)))
     }
 
     /// Like [`put_blocking`](Self::put_blocking), with a result callback
@@ -216,7 +251,7 @@ impl Producer {
     where
         F: FnOnce(Result<PutResult, Error>) + Send + 'static,
     {
-        self.submit_blocking(record, Reply::Callback(Box::new(callback)), timeout)
+        self.submit_blocking(record, Reply::callback(Box::new(callback)), timeout)
     }
 
     /// Puts many records, waiting for room as needed; one result per
@@ -230,7 +265,7 @@ impl Producer {
             .submit_many(records, Some(self.put_timeout()), |_| {
                 let (tx, rx) = oneshot::channel();
                 out.push(Ok(PutHandle { rx }));
-                Reply::Channel(tx)
+                Reply::channel(tx)
             })
             .await;
         for (i, e) in refused {
@@ -283,8 +318,8 @@ impl Producer {
     /// blocks while the buffer is full, each record at most `timeout`
     /// (then `BufferFull` through the callback).
     ///
-    /// # Panics
-    /// When called from inside an async runtime.
+    /// On a thread that drives an async runtime every record gets an
+    /// [`ErrorKind::WrongThread`] error through the callback instead.
     pub fn put_many_blocking_with<F>(
         &self,
         records: impl IntoIterator<Item = UserRecord>,
@@ -293,6 +328,12 @@ impl Producer {
     ) where
         F: Fn(usize, Result<PutResult, Error>) + Send + Sync + 'static,
     {
+        if let Err(e) = refuse_runtime_thread("Producer::put_many_blocking_with") {
+            for (i, record) in records.into_iter().enumerate() {
+                callback(i, Err(retry_copy(&e).with_record(record)));
+            }
+            return;
+        }
         let put = self.put_many_indexed(records, Arc::new(callback), Some(timeout));
         self.inner.runtime.block_on(put);
     }
@@ -304,7 +345,7 @@ impl Producer {
         wait: Option<Option<Duration>>,
     ) {
         let refused = self
-            .submit_many(records, wait, |i| Reply::Indexed(callback.clone(), i))
+            .submit_many(records, wait, |i| Reply::indexed(callback.clone(), i))
             .await;
         for (i, e) in refused {
             callback(i, Err(e));
@@ -341,7 +382,7 @@ impl Producer {
                     Some(timeout) => self.reserve_within(size, timeout).await,
                 };
                 if let Err(e) = reserved {
-                    refused.push((i, e.with_record(admitted.record)));
+                    refused.push((i, admitted.refuse(e)));
                     continue;
                 }
             }
@@ -374,9 +415,19 @@ impl Producer {
     ///
     /// Returns an error when records had to be failed.
     pub async fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
-        if self.inner.closed.swap(true, Relaxed) {
-            return Ok(());
-        }
+        let outcome = self
+            .inner
+            .shutdown
+            .get_or_init(|| self.shut_down(timeout))
+            .await;
+        outcome
+            .clone()
+            .map_err(|message| Error::new(ErrorKind::ShutDown, message))
+    }
+
+    /// The first `shutdown`'s work; a second call waits for its outcome.
+    async fn shut_down(&self, timeout: Duration) -> Result<(), String> {
+        self.inner.closed.store(true, Relaxed);
         // Wake puts waiting for room: they fail with ShutDown.
         self.inner.shared.record_permits.close();
         self.inner.shared.byte_permits.close();
@@ -392,12 +443,9 @@ impl Producer {
         }
         match flushed {
             Ok(Ok(())) => Ok(()),
-            _ => Err(Error::new(
-                ErrorKind::ShutDown,
-                format!(
-                    "shutdown timed out after {} ms with {left} record(s) unresolved; they failed with ShutDown",
-                    timeout.as_millis()
-                ),
+            _ => Err(format!(
+                "shutdown timed out after {} ms with {left} record(s) unresolved; they failed with ShutDown",
+                timeout.as_millis()
             )),
         }
     }
@@ -407,6 +455,17 @@ impl Producer {
         self.inner.shared.outstanding.load(Relaxed)
     }
 
+    /// The pipeline's own state, for diagnostics: how many streams it
+    /// keeps and how many timers it holds (both stay bounded however long
+    /// a producer runs; streams that are gone or unused leave).
+    pub fn pipeline_stats(&self) -> PipelineStats {
+        let shared = &self.inner.shared;
+        PipelineStats {
+            streams: shared.streams.load(Relaxed),
+            timers: shared.timers.load(Relaxed),
+        }
+    }
+
     /// A snapshot of the metrics.
     pub fn metrics(&self) -> Metrics {
         let shared = &self.inner.shared;
@@ -414,191 +473,25 @@ impl Producer {
             .metrics
             .snapshot(self.outstanding(), shared.buffered_bytes.load(Relaxed))
     }
-
-    // ---- admission -------------------------------------------------------------
-
-    /// Validates a record and finds its stream; no buffer room is taken yet.
-    fn admit(&self, record: UserRecord, reply: Reply) -> Result<Admitted, Error> {
-        if self.inner.closed.load(Relaxed) {
-            return Err(shut_down().with_record(record));
-        }
-        let hash_key = match record.validate(self.inner.config.max_user_record_size) {
-            Ok(h) => h,
-            Err(e) => return Err(e.with_record(record)),
-        };
-        let stream = match record.stream_arc().or(self.inner.default_stream.as_ref()) {
-            Some(s) => s.clone(),
-            None => {
-                return Err(Error::new(
-                    ErrorKind::InvalidRecord,
-                    "the record names no stream and the producer has no default stream (StreamName)",
-                )
-                .with_record(record));
-            }
-        };
-        Ok(Admitted {
-            record,
-            stream,
-            hash_key,
-            reply,
-        })
-    }
-
-    /// Stamps the record's clock once it has room: its buffering time and
-    /// TTL start now.
-    fn arrived(&self, a: Admitted, size: usize) -> Pending {
-        let now = Instant::now();
-        let config = &self.inner.config;
-        let expiry = now + config.record_ttl;
-        let shared = &self.inner.shared;
-        shared.outstanding.fetch_add(1, Relaxed);
-        shared.buffered_bytes.fetch_add(size as u64, Relaxed);
-        shared.metrics.received(1);
-        Pending {
-            record: a.record,
-            stream: a.stream,
-            hash_key: a.hash_key,
-            arrival: now,
-            deadline: (now + config.record_max_buffered_time).min(expiry),
-            expiry,
-            last_attempt_end: now,
-            attempts: Vec::new(),
-            epoch: 0,
-            reply: a.reply,
-        }
-    }
-
-    async fn submit(&self, record: UserRecord, reply: Reply) -> Result<(), Error> {
-        let p = self.admit(record, reply)?;
-        let size = p.record.size();
-        let reserved = self.reserve_within(size, self.put_timeout()).await;
-        if let Err(e) = reserved {
-            return Err(e.with_record(p.record));
-        }
-        self.send(Command::Put(self.arrived(p, size)));
-        Ok(())
-    }
-
-    fn submit_now(&self, record: UserRecord, reply: Reply) -> Result<(), Error> {
-        let p = self.admit(record, reply)?;
-        let size = p.record.size();
-        if !self.try_reserve(size) {
-            return Err(buffer_full().with_record(p.record));
-        }
-        self.send(Command::Put(self.arrived(p, size)));
-        Ok(())
-    }
-
-    fn submit_blocking(
-        &self,
-        record: UserRecord,
-        reply: Reply,
-        timeout: Option<Duration>,
-    ) -> Result<(), Error> {
-        let p = self.admit(record, reply)?;
-        let size = p.record.size();
-        if !self.try_reserve(size) {
-            let reserved = self
-                .inner
-                .runtime
-                .block_on(self.reserve_within(size, timeout));
-            if let Err(e) = reserved {
-                return Err(e.with_record(p.record));
-            }
-        }
-        self.send(Command::Put(self.arrived(p, size)));
-        Ok(())
-    }
-
-    /// `UserRecordTimeoutInMillis` as a wait limit (0: none).
-    fn put_timeout(&self) -> Option<Duration> {
-        let t = self.inner.config.user_record_timeout;
-        (!t.is_zero()).then_some(t)
-    }
-
-    fn try_reserve(&self, size: usize) -> bool {
-        let shared = &self.inner.shared;
-        let Ok(records) = shared.record_permits.try_acquire() else {
-            return false;
-        };
-        match shared.byte_permits.try_acquire_many(permits(size)) {
-            Ok(bytes) => {
-                records.forget();
-                bytes.forget();
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Waits for room, at most `timeout` (`None`: as long as it takes).
-    async fn reserve_within(&self, size: usize, timeout: Option<Duration>) -> Result<(), Error> {
-        match timeout {
-            None => self.reserve(size).await,
-            Some(t) => tokio::time::timeout(t, self.reserve(size))
-                .await
-                .unwrap_or_else(|_| Err(buffer_full())),
-        }
-    }
-
-    /// Waits for room for one record of `size` bytes. The permits are
-    /// given back by the engine when the record is resolved.
-    async fn reserve(&self, size: usize) -> Result<(), Error> {
-        let shared = &self.inner.shared;
-        let records = shared
-            .record_permits
-            .acquire()
-            .await
-            .map_err(|_| shut_down())?;
-        let bytes = shared
-            .byte_permits
-            .acquire_many(permits(size))
-            .await
-            .map_err(|_| shut_down())?;
-        records.forget();
-        bytes.forget();
-        Ok(())
-    }
-
-    fn send(&self, command: Command) {
-        if let Err(mpsc::error::SendError(command)) = self.inner.commands.send(command) {
-            // The engine is gone (shut down): resolve what we were sending.
-            let pending = match command {
-                Command::Put(p) => vec![p],
-                Command::PutMany(ps) => ps,
-                _ => Vec::new(),
-            };
-            let shared = &self.inner.shared;
-            for p in pending {
-                let size = p.record.size();
-                shared.outstanding.fetch_sub(1, Relaxed);
-                shared.buffered_bytes.fetch_sub(size as u64, Relaxed);
-                p.reply.send(Err(shut_down().with_record(p.record)));
-            }
-        }
-    }
 }
 
-/// A validated record waiting for buffer room.
-struct Admitted {
-    record: UserRecord,
-    stream: Arc<str>,
-    hash_key: crate::hash::HashKey,
-    reply: Reply,
+/// Fails with [`ErrorKind::WrongThread`] on a thread that drives a tokio
+/// runtime, where blocking would stall the producer's own tasks.
+fn refuse_runtime_thread(what: &str) -> Result<(), Error> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::new(
+            ErrorKind::WrongThread,
+            format!(
+                "{what} blocks the calling thread, which runs an async runtime: \
+                 blocking there would stall the producer (and deadlock a current-thread runtime); \
+                 use the async API (await) on this thread"
+            ),
+        ));
+    }
+    Ok(())
 }
 
-fn permits(size: usize) -> u32 {
-    // Records are at most 10 MiB, well inside u32.
-    u32::try_from(size).unwrap_or(u32::MAX)
-}
-
-fn shut_down() -> Error {
-    Error::new(ErrorKind::ShutDown, "the producer is shut down")
-}
-
-fn buffer_full() -> Error {
-    Error::new(
-        ErrorKind::BufferFull,
-        "the producer's buffer is full (MaxBufferedRecords / MaxBufferedBytes); put again later",
-    )
+/// The same error again (errors own their record, so each record gets its own).
+fn retry_copy(err: &Error) -> Error {
+    Error::new(err.kind(), err.message())
 }

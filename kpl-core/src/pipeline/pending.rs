@@ -1,0 +1,167 @@
+//! A user record inside the pipeline, and where its result goes.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+use crate::hash::HashKey;
+use crate::record::{Attempt, PutResult, UserRecord};
+
+/// One callback for a batch of records, told each record's position.
+pub(crate) type IndexedCallback = Arc<dyn Fn(usize, Result<PutResult, Error>) + Send + Sync>;
+
+/// Where a record's result goes. Exactly one result goes there: if the
+/// reply is dropped unsent (the pipeline stopped, or a bug lost the
+/// record), the drop delivers a `ShutDown` error, so no future, promise or
+/// callback waits forever.
+pub(crate) struct Reply(Option<ReplyTo>);
+
+enum ReplyTo {
+    Channel(oneshot::Sender<Result<PutResult, Error>>),
+    Callback(Box<dyn FnOnce(Result<PutResult, Error>) + Send>),
+    /// A batch's shared callback and this record's position in the batch:
+    /// no allocation per record.
+    Indexed(IndexedCallback, usize),
+}
+
+impl Reply {
+    pub fn channel(tx: oneshot::Sender<Result<PutResult, Error>>) -> Reply {
+        Reply(Some(ReplyTo::Channel(tx)))
+    }
+
+    pub fn callback(f: Box<dyn FnOnce(Result<PutResult, Error>) + Send>) -> Reply {
+        Reply(Some(ReplyTo::Callback(f)))
+    }
+
+    pub fn indexed(f: IndexedCallback, index: usize) -> Reply {
+        Reply(Some(ReplyTo::Indexed(f, index)))
+    }
+
+    /// Drops the reply without a result: for a put refused at admission,
+    /// whose caller reports the refusal itself.
+    pub fn forget(mut self) {
+        self.0.take();
+    }
+
+    pub fn send(mut self, result: Result<PutResult, Error>) {
+        if let Some(to) = self.0.take() {
+            deliver(to, result);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(to) = self.0.take() {
+            let err = Error::new(
+                ErrorKind::ShutDown,
+                "the producer stopped without resolving the record",
+            );
+            deliver(to, Err(err));
+        }
+    }
+}
+
+/// Hands a result over. A callback that panics is caught and logged: user
+/// code must not stop the pipeline, which runs the callbacks of every
+/// other record too.
+fn deliver(to: ReplyTo, result: Result<PutResult, Error>) {
+    let outcome = match to {
+        // The caller may have dropped its handle: nobody to tell.
+        ReplyTo::Channel(tx) => return drop(tx.send(result)),
+        ReplyTo::Callback(f) => catch_unwind(AssertUnwindSafe(move || f(result))),
+        ReplyTo::Indexed(f, i) => catch_unwind(AssertUnwindSafe(move || f(i, result))),
+    };
+    if let Err(panic) = outcome {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".to_owned());
+        tracing::error!(panic = %what, "a result callback panicked; the producer goes on");
+    }
+}
+
+/// A user record inside the producer, with its bookkeeping.
+pub(crate) struct Pending {
+    pub record: UserRecord,
+    pub stream: Arc<str>,
+    pub hash_key: HashKey,
+    pub arrival: Instant,
+    pub deadline: Instant,
+    pub expiry: Instant,
+    pub last_attempt_end: Instant,
+    pub attempts: Vec<Attempt>,
+    pub epoch: u64,
+    pub reply: Reply,
+}
+
+impl AsRef<UserRecord> for Pending {
+    fn as_ref(&self) -> &UserRecord {
+        &self.record
+    }
+}
+
+impl Pending {
+    /// Notes an attempt that ended at `ended`, failed with `error` if any.
+    pub fn record_attempt(
+        &mut self,
+        started: Instant,
+        ended: Instant,
+        error: Option<(&str, &str)>,
+    ) {
+        self.attempts.push(Attempt {
+            delay: started.saturating_duration_since(self.last_attempt_end),
+            duration: ended.saturating_duration_since(started),
+            error_code: error.map(|(c, _)| c.to_owned()),
+            error_message: error.map(|(_, m)| m.to_owned()),
+        });
+        self.last_attempt_end = ended;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn a_panicking_callback_is_caught() {
+        let reply = Reply::callback(Box::new(|_| panic!("user bug")));
+        reply.send(Err(Error::new(ErrorKind::Expired, "late")));
+        // Reaching this line is the test: the panic did not unwind here.
+    }
+
+    #[test]
+    fn a_reply_dropped_unsent_still_delivers_an_error() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        let callback: IndexedCallback = Arc::new(move |i, r: Result<PutResult, Error>| {
+            assert_eq!(i, 7);
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::ShutDown);
+            count.fetch_add(1, Ordering::SeqCst);
+        });
+        drop(Reply::indexed(callback, 7));
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+        let (tx, mut rx) = oneshot::channel();
+        drop(Reply::channel(tx));
+        let result = rx.try_recv().expect("an error was sent");
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::ShutDown);
+    }
+
+    #[test]
+    fn a_sent_reply_delivers_once() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        let reply = Reply::callback(Box::new(move |_| {
+            count.fetch_add(1, Ordering::SeqCst);
+        }));
+        reply.send(Err(Error::new(ErrorKind::Expired, "late")));
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+}

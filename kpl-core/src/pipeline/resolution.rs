@@ -1,0 +1,191 @@
+//! Resolution: each record's one result, the counters and buffer room it
+//! gives back, and the flush epochs that tell a `flush()` when everything
+//! put before it is resolved.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::Shared;
+use super::pending::Pending;
+use crate::aggregation::KinesisRecord;
+use crate::error::{Error, ErrorKind};
+use crate::record::{Attempt, Attempts, PutResult};
+
+pub(crate) struct Resolution {
+    shared: Arc<Shared>,
+    record_ttl: Duration,
+    /// Unresolved records per flush epoch; `epochs[0]` is epoch `epoch_base`.
+    epochs: VecDeque<u64>,
+    epoch_base: u64,
+    waiters: Vec<(u64, oneshot::Sender<()>)>,
+    /// Records of epochs below this were put before a flush: send at once.
+    flushed_epoch: u64,
+}
+
+impl Resolution {
+    pub fn new(shared: Arc<Shared>, record_ttl: Duration) -> Resolution {
+        Resolution {
+            shared,
+            record_ttl,
+            epochs: VecDeque::from([0]),
+            epoch_base: 0,
+            waiters: Vec::new(),
+            flushed_epoch: 0,
+        }
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn current_epoch(&self) -> u64 {
+        self.epoch_base + self.epochs.len() as u64 - 1
+    }
+
+    /// Counts a record in the current epoch.
+    pub fn admit(&mut self, p: &mut Pending) {
+        p.epoch = self.current_epoch();
+        *self.epochs.back_mut().expect("one epoch always exists") += 1;
+    }
+
+    /// Starts a new epoch: every record admitted so far is due now, and
+    /// `done` fires once they are all resolved.
+    pub fn flush(&mut self, done: Option<oneshot::Sender<()>>) {
+        let current = self.current_epoch();
+        self.epochs.push_back(0);
+        self.flushed_epoch = current + 1;
+        if let Some(done) = done {
+            self.waiters.push((current, done));
+        }
+        self.settle_epochs();
+    }
+
+    /// Whether the record was put before a flush (and so is due now).
+    pub fn is_forced(&self, p: &Pending) -> bool {
+        p.epoch < self.flushed_epoch
+    }
+
+    /// No record is unresolved.
+    pub fn is_idle(&self) -> bool {
+        self.epochs.iter().all(|&n| n == 0)
+    }
+
+    /// Resolves the records of a delivered Kinesis record. `attempt` is the
+    /// successful one when it is not yet in their lists.
+    pub fn delivered(
+        &mut self,
+        kr: KinesisRecord<Pending>,
+        shard_id: &Arc<str>,
+        seq: &Arc<str>,
+        attempt: Option<(Instant, Instant)>,
+        now: Instant,
+    ) {
+        let aggregated = kr.is_aggregated();
+        // Counters and buffer room first, once per Kinesis record: whoever
+        // sees a result must also see it counted and its room given back.
+        let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
+        for p in &kr.records {
+            let buffering = now.saturating_duration_since(p.arrival);
+            buffering_sum += buffering;
+            buffering_max = buffering_max.max(buffering);
+            bytes += p.record.size();
+        }
+        let count = kr.records.len();
+        let metrics = &self.shared.metrics;
+        metrics.user_records_done(true, count as u64, buffering_sum, buffering_max);
+        self.release_buffer(count, bytes);
+        for (i, mut p) in kr.records.into_iter().enumerate() {
+            let attempts = match attempt {
+                Some((started, ended)) => {
+                    let last = Attempt {
+                        delay: started.saturating_duration_since(p.last_attempt_end),
+                        duration: ended.saturating_duration_since(started),
+                        error_code: None,
+                        error_message: None,
+                    };
+                    Attempts::from(std::mem::take(&mut p.attempts), last)
+                }
+                None => Attempts::Many(std::mem::take(&mut p.attempts)),
+            };
+            let result = PutResult {
+                shard_id: shard_id.clone(),
+                sequence_number: seq.clone(),
+                sub_sequence_number: if aggregated { i as u64 } else { 0 },
+                aggregated,
+                attempts,
+            };
+            self.settle_record(p.epoch);
+            p.reply.send(Ok(result));
+        }
+        self.settle_epochs();
+    }
+
+    /// Fails a record that was past its RecordTtl.
+    pub fn expire(&mut self, p: Pending, now: Instant) {
+        self.shared.metrics.expired();
+        let ttl = self.record_ttl.as_millis();
+        let message = match p.attempts.last().and_then(|a| a.error_code.as_deref()) {
+            Some(code) => format!(
+                "not delivered within RecordTtl ({ttl} ms) after {} attempt(s); the last failed with {code}",
+                p.attempts.len()
+            ),
+            None => format!("not sent within RecordTtl ({ttl} ms)"),
+        };
+        self.fail(p, Error::new(ErrorKind::Expired, message), now);
+    }
+
+    pub fn fail(&mut self, p: Pending, err: Error, now: Instant) {
+        let size = p.record.size();
+        let buffering = now.saturating_duration_since(p.arrival);
+        self.shared
+            .metrics
+            .user_records_done(false, 1, buffering, buffering);
+        self.release_buffer(1, size);
+        self.settle_record(p.epoch);
+        let err = err.with_record(p.record).with_attempts(p.attempts);
+        p.reply.send(Err(err));
+        self.settle_epochs();
+    }
+
+    /// Refuses a record that never entered the epochs (put while aborting).
+    pub fn refuse(&mut self, p: Pending, err: Error) {
+        self.release_buffer(1, p.record.size());
+        p.reply.send(Err(err.with_record(p.record)));
+    }
+
+    fn settle_record(&mut self, epoch: u64) {
+        self.epochs[(epoch - self.epoch_base) as usize] -= 1;
+    }
+
+    /// Gives resolved records' room back to waiting puts.
+    fn release_buffer(&self, records: usize, bytes: usize) {
+        let shared = &self.shared;
+        shared.outstanding.fetch_sub(records as u64, Relaxed);
+        shared.buffered_bytes.fetch_sub(bytes as u64, Relaxed);
+        shared.record_permits.add_permits(records);
+        shared.byte_permits.add_permits(bytes);
+    }
+
+    /// Drops finished epochs and wakes the flushes waiting on them.
+    fn settle_epochs(&mut self) {
+        while self.epochs.len() > 1 && self.epochs[0] == 0 {
+            self.epochs.pop_front();
+            self.epoch_base += 1;
+        }
+        let base = self.epoch_base;
+        if self.waiters.iter().any(|(e, _)| *e < base) {
+            let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
+                .into_iter()
+                .partition(|(e, _)| *e < base);
+            self.waiters = waiting;
+            for (_, tx) in done {
+                let _ = tx.send(());
+            }
+        }
+    }
+}

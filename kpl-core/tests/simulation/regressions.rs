@@ -1,0 +1,239 @@
+//! One test per fault found by reading the old engine, each in simulated
+//! time over the model; each failed (or hung) on the engine before the
+//! pipeline was split into parts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kpl_core::{Config, ConfigBuilder, ErrorKind, Producer, UserRecord};
+use kpl_sim::{Faults, Limits, Model, SimConfig};
+use tokio::time::Instant;
+
+use crate::client::{ModelClient, Outages};
+
+fn model(streams: &[(&str, u32)], limits: Limits, faults: Faults) -> Model {
+    let mut config = SimConfig::default().limits(limits).faults(faults);
+    for (name, shards) in streams {
+        config = config.stream(name, *shards);
+    }
+    Model::new(&config).expect("valid streams")
+}
+
+fn start(model: &Model, config: ConfigBuilder) -> (Producer, Arc<ModelClient>) {
+    let config = config.random_seed(7).build().expect("valid config");
+    let client = ModelClient::new(model.clone(), config.request_timeout, Outages::default());
+    (Producer::with_kinesis(config, client.clone()), client)
+}
+
+fn base() -> ConfigBuilder {
+    Config::builder().stream("s")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_callback_does_not_stop_the_producer() {
+    let model = model(&[("s", 2)], Limits::default(), Faults::none());
+    let (producer, _) = start(&model, base());
+    let called = Arc::new(AtomicUsize::new(0));
+    for i in 0..100 {
+        let called = called.clone();
+        producer
+            .put_with(UserRecord::new(format!("k{i}"), "v"), move |r| {
+                called.fetch_add(1, Ordering::SeqCst);
+                if i == 10 {
+                    panic!("a bug in the caller's callback");
+                }
+                r.expect("delivered");
+            })
+            .await
+            .unwrap();
+    }
+    producer.flush().await.unwrap();
+    assert_eq!(
+        called.load(Ordering::SeqCst),
+        100,
+        "every callback ran, the panicking one's neighbours too"
+    );
+    // And the producer goes on.
+    let later = producer.put(UserRecord::new("after", "v")).await.unwrap();
+    assert!(later.await.is_ok());
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_refresh_timer_per_stream_however_many_reshards() {
+    let model = model(&[("s", 2)], Limits::unlimited(), Faults::none());
+    let refresh = Duration::from_secs(2);
+    let (producer, client) = start(&model, base().shard_map_refresh_interval(refresh));
+    let begin = Instant::now();
+    let mut splits = 0;
+    for second in 0..120u64 {
+        for i in 0..20 {
+            producer
+                .put(UserRecord::new(format!("k{second}-{i}"), "v"))
+                .await
+                .unwrap();
+        }
+        if second % 20 == 10 {
+            // A reshard while records flow: records come back from new shards.
+            let shards = model.list_shards("s").unwrap();
+            let open = shards.iter().find(|s| s.open).unwrap();
+            model
+                .split_shard(
+                    "s",
+                    &open.shard_id,
+                    open.start + (open.end - open.start) / 2 + 1,
+                )
+                .unwrap();
+            splits += 1;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    producer.flush().await.unwrap();
+    let elapsed = begin.elapsed();
+    let calls = client.calls.lock().list_shards["s"];
+    let allowed = elapsed.as_secs() / refresh.as_secs() + 1 + 3 * splits;
+    assert!(
+        calls <= allowed,
+        "{calls} ListShards calls in {elapsed:?} with {splits} reshards (one refresh chain allows {allowed})"
+    );
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn streams_that_are_gone_or_unused_leave_the_table() {
+    let model = model(
+        &[("s", 1), ("other", 1)],
+        Limits::unlimited(),
+        Faults::none(),
+    );
+    let (producer, client) = start(
+        &model,
+        base().shard_map_refresh_interval(Duration::from_secs(5)),
+    );
+    let gone = producer
+        .put(UserRecord::new("k", "v").with_stream("no-such-stream"))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Some("ResourceNotFoundException"));
+    let used_once = producer
+        .put(UserRecord::new("k", "v").with_stream("other"))
+        .await
+        .unwrap();
+    used_once.await.unwrap();
+    let calls_then = client.calls.lock().list_shards.clone();
+    // An hour with records for "s" only.
+    for _ in 0..60 {
+        producer.put(UserRecord::new("k", "v")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    let calls = client.calls.lock().list_shards.clone();
+    assert_eq!(
+        calls["no-such-stream"], calls_then["no-such-stream"],
+        "a stream the service does not know is not asked about again"
+    );
+    assert!(
+        calls["other"] - calls_then["other"] <= 600 / 5 + 1,
+        "an unused stream stops being refreshed once it leaves: {} calls",
+        calls["other"] - calls_then["other"]
+    );
+    assert_eq!(
+        producer.pipeline_stats().streams,
+        1,
+        "only the stream in use is kept"
+    );
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_shard_is_paused_before_its_records_go_again() {
+    // One shard that takes 20 records a second; the producer believes 1,000.
+    let limits = Limits {
+        shard_records_per_sec: 20,
+        ..Limits::default()
+    };
+    let model = model(&[("s", 1)], limits, Faults::none());
+    let (producer, client) = start(&model, base().aggregation_enabled(false));
+    let records = (0..200).map(|i| UserRecord::new(format!("k{i}"), "v"));
+    producer.put_many_with(records, |_, _| {}).await;
+    producer.flush().await.unwrap();
+    let log = client.calls.lock().put_log.clone();
+    let throttles: Vec<_> = log.iter().filter(|c| c.throttled > 0).collect();
+    assert!(!throttles.is_empty(), "the shard throttled: {log:?}");
+    for t in throttles {
+        if let Some(next) = log.iter().find(|c| c.sent > t.answered) {
+            let gap = next.sent - t.answered;
+            assert!(
+                gap >= Duration::from_millis(10),
+                "a request went {gap:?} after a throttled answer: the pause was bypassed"
+            );
+        }
+    }
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[test]
+fn blocking_waits_refuse_runtime_threads() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // On its own thread: the old code blocked here forever.
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            let model = model(&[("s", 1)], Limits::unlimited(), Faults::none());
+            let (producer, _) = start(&model, base());
+            let handle = producer.put(UserRecord::new("k", "v")).await.unwrap();
+            let waited = handle.wait().map(|_| ()).map_err(|e| e.kind());
+            let blocking = producer
+                .put_blocking(UserRecord::new("k", "v"), None)
+                .map(|_| ())
+                .map_err(|e| e.kind());
+            producer.shutdown(Duration::from_secs(5)).await.unwrap();
+            let _ = tx.send((waited, blocking));
+        });
+    });
+    let (waited, blocking) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("wait() returned instead of blocking the runtime's thread");
+    assert_eq!(waited, Err(ErrorKind::WrongThread));
+    assert_eq!(blocking, Err(ErrorKind::WrongThread));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_shutdown_waits_for_the_first() {
+    // Every request is held far longer than RequestTimeout.
+    let faults = Faults {
+        timeout: 1.0,
+        timeout_hold: Duration::from_secs(300),
+        ..Faults::none()
+    };
+    let model = model(&[("s", 1)], Limits::unlimited(), faults);
+    let (producer, _) = start(&model, base().request_timeout(Duration::from_secs(20)));
+    producer.put(UserRecord::new("k", "v")).await.unwrap();
+    let first = tokio::spawn({
+        let producer = producer.clone();
+        async move { producer.shutdown(Duration::from_secs(30)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = producer.shutdown(Duration::from_secs(30)).await;
+    assert!(
+        first.is_finished(),
+        "the second shutdown returned while the first was running"
+    );
+    let first = first.await.unwrap();
+    assert_eq!(
+        first.unwrap_err().kind(),
+        ErrorKind::ShutDown,
+        "a record was left"
+    );
+    assert_eq!(
+        second.unwrap_err().kind(),
+        ErrorKind::ShutDown,
+        "the second reports the same outcome"
+    );
+}
