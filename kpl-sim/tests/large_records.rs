@@ -265,3 +265,73 @@ async fn an_on_demand_stream_scales_out_under_sustained_load_only() {
     );
     sim.shutdown().await;
 }
+
+fn model_record(len: usize) -> kpl_sim::ModelRecord {
+    kpl_sim::ModelRecord {
+        partition_key: "k".into(),
+        explicit_hash_key: None,
+        data: vec![0u8; len].into(),
+    }
+}
+
+#[test]
+fn the_model_applies_each_streams_record_limit_by_name_and_arn() {
+    let model = kpl_sim::Model::new(&SimConfig::default().stream("s", 1)).unwrap();
+    // 1 MiB of data plus a 1-byte key: over the default 1024 KiB.
+    let err = model.put_records("s", vec![model_record(MIB)]).unwrap_err();
+    assert_eq!(err.kind, "ValidationException", "{}", err.message);
+    assert!(
+        err.message.contains("MaxRecordSizeInKiB"),
+        "{}",
+        err.message
+    );
+    model.set_max_record_size("s", 2048).unwrap();
+    // Two large records in a row: the size rule is checked, not the burst.
+    model.set_limits(Limits {
+        throughput_enabled: false,
+        ..Limits::default()
+    });
+    let arn = model.stream_arn("s").unwrap();
+    for stream in ["s", arn.as_str()] {
+        let out = model.put_records(stream, vec![model_record(MIB)]).unwrap();
+        assert!(
+            matches!(out[0], kpl_sim::ModelOutcome::Stored { .. }),
+            "{out:?}"
+        );
+    }
+    let summary = model.describe_stream_summary(&arn).unwrap();
+    assert_eq!(summary.max_record_size_kib, 2048);
+    assert_eq!(summary.stream_name, "s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_models_on_demand_stream_scales_out_in_simulated_time() {
+    let spec = kpl_sim::StreamSpec {
+        shards: 4,
+        on_demand: true,
+        max_record_kib: 1024,
+    };
+    let rule = OnDemand {
+        window: Duration::from_secs(1),
+        sustain: 1,
+        ..OnDemand::default()
+    };
+    let config = SimConfig::default().stream_with("od", spec).on_demand(rule);
+    let model = kpl_sim::Model::new(&config).unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scaler = tokio::spawn({
+        let model = model.clone();
+        async move { model.run_on_demand(stopped).await }
+    });
+    tokio::task::yield_now().await;
+    // 4,000 records offered in one window: the 4 shards' whole record rate.
+    for _ in 0..8 {
+        let batch = (0..500).map(|_| model_record(10)).collect();
+        model.put_records("od", batch).unwrap();
+    }
+    assert_eq!(model.open_shard_count("od"), Some(4));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(model.open_shard_count("od"), Some(8));
+    stop.send(true).unwrap();
+    scaler.await.unwrap();
+}

@@ -196,7 +196,7 @@ fn record(plan: &Plan, id: u64, stream: &Arc<str>) -> UserRecord {
     let size = lo + (id as usize * 7919) % (hi - lo + 1);
     let key = format!("k{}", id % plan.keys as u64);
     let record = UserRecord::new(key, payload(id, size)).with_stream(stream.clone());
-    if plan.explicit_every > 0 && id % plan.explicit_every as u64 == 0 {
+    if plan.explicit_every > 0 && id.is_multiple_of(plan.explicit_every as u64) {
         let ehk = (id as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
         return record.with_explicit_hash_key(ehk.to_string());
     }
