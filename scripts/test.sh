@@ -66,6 +66,15 @@ step_rust() {
         return 1
     fi
     echo "kinesalite at $endpoint (pid $pid)"
+    # tinyproxy, the HTTP CONNECT proxy the proxy tests start themselves
+    # (kpl-cli/tests/service_cli.rs), each with its own config on loopback.
+    if ! command -v tinyproxy >/dev/null; then
+        echo "installing tinyproxy"
+        local sudo=""
+        [[ $(id -u) -eq 0 ]] || sudo="sudo"
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq tinyproxy
+    fi
     # The seeded simulation runs in its own step (below), not twice.
     KPL_KINESALITE_ENDPOINT="$endpoint" cargo test --workspace --locked -- \
         --skip seeded_runs_keep_every_invariant

@@ -274,12 +274,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
     }
     let config = builder.build().map_err(|e| e.to_string())?;
     if sim.is_none() {
-        kpl_readback::ensure_stream(
-            &sdk_client(&config, &endpoint).await,
-            &args.stream,
-            args.shards,
-        )
-        .await?;
+        kpl_readback::ensure_stream(&sdk_client(&config).await?, &args.stream, args.shards).await?;
     }
     let aggregation = config.aggregation_enabled;
     let metrics_setting = format!("{}/{}", config.metrics_level, config.metrics_granularity);
@@ -369,7 +364,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
     let verified = if verify {
         let client = match &sim {
             Some(sim) => kpl_readback::client(&sim.endpoint()),
-            None => sdk_client(&config_for_read, &endpoint).await,
+            None => sdk_client(&config_for_read).await?,
         };
         if !args.json {
             eprintln!("verifying: reading {} back...", args.stream);
@@ -416,33 +411,19 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
     Ok(failed == 0 && verified != Some(false))
 }
 
-/// A plain SDK client for setting up and reading the stream, with the
-/// producer's own region and credentials (static ones if configured, else
-/// the default chain).
-async fn sdk_client(config: &Config, endpoint: &str) -> aws_sdk_kinesis::Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let region = config
-        .region
-        .clone()
-        .unwrap_or_else(|| "us-east-1".to_owned());
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .region(aws_config::Region::new(region))
-        .endpoint_url(endpoint);
-    if let Some(creds) = &config.credentials {
-        loader = loader.credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-            creds.access_key_id.clone(),
-            creds.secret_access_key.clone(),
-            creds.session_token.clone(),
-            None,
-            "kpl-perf",
-        ));
-    }
-    aws_sdk_kinesis::Client::new(&loader.load().await)
+/// An SDK client for setting up and reading the stream, made as the
+/// producer makes its own (region, credentials, endpoint, CaCertPath,
+/// proxy), with the SDK's standard retries for these few calls.
+async fn sdk_client(config: &Config) -> Result<aws_sdk_kinesis::Client, String> {
+    let client = kpl_core::client::kinesis_client(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let conf = client
+        .config()
+        .to_builder()
+        .retry_config(aws_config::retry::RetryConfig::standard())
+        .build();
+    Ok(aws_sdk_kinesis::Client::from_conf(conf))
 }
 
 fn spawn_progress(

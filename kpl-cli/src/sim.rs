@@ -28,6 +28,12 @@ pub struct SimArgs {
     /// Create a stream at start: NAME:SHARDS (repeatable).
     #[arg(long = "stream", value_name = "NAME:SHARDS", value_parser = parse_stream)]
     streams: Vec<(String, u32)>,
+    /// Create an on-demand stream at start (4 shards, scales out by itself; repeatable).
+    #[arg(long = "on-demand-stream", value_name = "NAME")]
+    on_demand: Vec<String>,
+    /// On-demand scaling window in ms (default one minute; see kpl_sim::OnDemand).
+    #[arg(long, value_name = "MS")]
+    on_demand_window_ms: Option<u64>,
     /// Lift the per-shard throughput limits (for benchmarks).
     #[arg(long)]
     unlimited: bool,
@@ -97,6 +103,19 @@ pub async fn run(args: SimArgs) -> Result<(), String> {
     });
     for (name, shards) in &args.streams {
         config = config.stream(name, *shards);
+    }
+    for name in &args.on_demand {
+        let shards = config.on_demand.initial_shards;
+        config = config.stream_with(
+            name,
+            kpl_sim::StreamSpec {
+                on_demand: true,
+                ..kpl_sim::StreamSpec::provisioned(shards)
+            },
+        );
+    }
+    if let Some(secs) = args.on_demand_window_ms {
+        config.on_demand.window = Duration::from_millis(secs);
     }
     let sim = Sim::start(config)
         .await

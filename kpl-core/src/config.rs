@@ -70,7 +70,9 @@ pub struct Config {
     /// Extra CA certificates (PEM) to trust (`CaCertPath`).
     pub ca_cert_path: Option<PathBuf>,
     /// Largest user record, partition key plus data (`MaxUserRecordSize`,
-    /// 1048576; 64..=10485760).
+    /// 1048576; 64..=10485760), checked at put. Each stream's own limit
+    /// (its `MaxRecordSizeInKiB`, read with DescribeStreamSummary) applies
+    /// as well: raise this to send records over 1 MiB to streams that take them.
     pub max_user_record_size: usize,
     /// Longest a waiting put waits for buffer room (`UserRecordTimeoutInMillis`,
     /// 0 = no limit).
@@ -106,6 +108,17 @@ pub struct Config {
     /// Dimensions added to every metric (the KPL's
     /// `addAdditionalMetricsDimension`; kpl-rs `AdditionalMetricsDimensions`).
     pub metrics_dimensions: Vec<MetricsDimension>,
+    /// HTTP proxy host, or URL (`ProxyHost`); `None`: `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` from the environment, as the
+    /// AWS SDKs read them.
+    pub proxy_host: Option<String>,
+    /// Port of a host-only `ProxyHost` (`ProxyPort`, 443).
+    pub proxy_port: u16,
+    /// User for the proxy's Basic authentication (`ProxyUserName`).
+    pub proxy_user_name: Option<String>,
+    /// Password for the proxy (`ProxyPassword`); shown nowhere, not even in
+    /// [`Config::entries`].
+    pub proxy_password: Option<String>,
     /// Seed of the producer's random choices (backoff jitter), for runs
     /// that must repeat exactly, such as simulation tests; `None` (the
     /// default): seeded from the operating system.
@@ -166,6 +179,10 @@ impl Default for Config {
             cloudwatch_endpoint: None,
             cloudwatch_port: 443,
             metrics_dimensions: Vec::new(),
+            proxy_host: None,
+            proxy_port: 443,
+            proxy_user_name: None,
+            proxy_password: None,
             random_seed: None,
         }
     }
@@ -284,6 +301,16 @@ impl Config {
                     .map(|d| format!("{}={}@{}", d.name, d.value, d.granularity))
                     .collect::<Vec<_>>()
                     .join(","),
+            ),
+            ("ProxyHost", opt(&self.proxy_host)),
+            ("ProxyPort", self.proxy_port.to_string()),
+            ("ProxyUserName", opt(&self.proxy_user_name)),
+            (
+                "ProxyPassword",
+                self.proxy_password
+                    .as_ref()
+                    .map(|_| "** redacted **".to_owned())
+                    .unwrap_or_default(),
             ),
         ]
     }
@@ -447,12 +474,11 @@ impl ConfigBuilder {
             _ if ACCEPTED_WITHOUT_EFFECT.contains(&name) => {
                 tracing::debug!(name, value, "KPL setting accepted without effect in kpl-rs");
             }
-            _ if name.starts_with("Proxy") => {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("{name}: proxies are not supported by kpl-rs yet"),
-                ));
-            }
+            "ProxyHost" => c.proxy_host = non_empty(value),
+            "ProxyPort" => c.proxy_port = parse_int(name, value, 1, 65_535)? as u16,
+            "ProxyUserName" => c.proxy_user_name = non_empty(value),
+            // Not echoed back on error: a password has no wrong format.
+            "ProxyPassword" => c.proxy_password = Some(value.trim().to_owned()),
             _ => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
@@ -617,6 +643,17 @@ impl ConfigBuilder {
         self
     }
 
+    /// An HTTP proxy for every request, with Basic authentication if
+    /// `user` is given (`ProxyHost`, `ProxyPort`, `ProxyUserName`,
+    /// `ProxyPassword`). `host` may be a URL (`http://proxy:3128`).
+    pub fn proxy(mut self, host: impl Into<String>, port: u16, user: Option<(&str, &str)>) -> Self {
+        self.config.proxy_host = Some(host.into());
+        self.config.proxy_port = port;
+        self.config.proxy_user_name = user.map(|(u, _)| u.to_owned());
+        self.config.proxy_password = user.map(|(_, p)| p.to_owned());
+        self
+    }
+
     /// How often shard maps are re-read (zero: only on misrouted records).
     pub fn shard_map_refresh_interval(mut self, interval: Duration) -> Self {
         self.config.shard_map_refresh_interval = interval;
@@ -760,6 +797,18 @@ impl ConfigBuilder {
             ));
         }
         check_metrics(&c)?;
+        if c.proxy_password.is_some() && c.proxy_user_name.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "ProxyPassword is set without ProxyUserName: set both, or neither",
+            ));
+        }
+        if c.proxy_user_name.is_some() && c.proxy_host.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "ProxyUserName is set without ProxyHost: set ProxyHost (or use HTTPS_PROXY with user:password@ in the URL)",
+            ));
+        }
         if !c.verify_certificate {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
@@ -837,6 +886,10 @@ const NAMES: &[&str] = &[
     "CloudwatchEndpoint",
     "CloudwatchPort",
     "AdditionalMetricsDimensions",
+    "ProxyHost",
+    "ProxyPort",
+    "ProxyUserName",
+    "ProxyPassword",
 ];
 
 /// The KPL spelling of a setting name given in any case style.

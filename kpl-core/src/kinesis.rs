@@ -137,8 +137,13 @@ pub enum EntryOutcome {
     },
 }
 
+/// A stream's record size limit when the service does not say
+/// (`MaxRecordSizeInKiB` absent: a service or emulator from before large
+/// records, whose limit is 1 MiB).
+pub const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
+
 /// What DescribeStreamSummary tells about a stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamSummary {
     /// The stream's name.
@@ -147,4 +152,20 @@ pub struct StreamSummary {
     pub stream_arn: String,
     /// Open shards.
     pub open_shard_count: u32,
+    /// The largest record the stream takes, data plus partition key, in
+    /// bytes (its `MaxRecordSizeInKiB` x 1024; records over it are failed
+    /// before sending).
+    pub max_record_size: usize,
+}
+
+impl Default for StreamSummary {
+    /// An empty summary with the service's default record limit (1 MiB).
+    fn default() -> StreamSummary {
+        StreamSummary {
+            stream_name: String::new(),
+            stream_arn: String::new(),
+            open_shard_count: 0,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+        }
+    }
 }

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregation;
+pub mod client;
 mod codes;
 mod config;
 mod error;
@@ -30,7 +31,9 @@ mod limiter;
 mod metrics;
 mod pipeline;
 mod producer;
+mod proxy;
 mod record;
+mod record_size;
 mod shard_map;
 mod transport;
 

@@ -93,6 +93,13 @@ impl ShardLimiter {
 
     /// Takes the budget for one Kinesis record of `bytes`, or says how
     /// long to wait until it is there.
+    ///
+    /// A record larger than the byte bucket (one second of the rate; large
+    /// records go up to 10 MiB) goes as the service takes it: once the
+    /// bucket is full, overdrawing it. The debt is at least the record at
+    /// the shard's own rate (`bytes x max(1, RateLimit/100)`), so the shard
+    /// sends nothing more until the service's bucket has refilled too
+    /// rather than into certain throttling.
     pub fn try_take(&mut self, bytes: usize, now: Instant) -> Result<(), Duration> {
         if let Some(until) = self.blocked_until {
             if now < until {
@@ -110,7 +117,12 @@ impl ShardLimiter {
             return Err(wait);
         }
         self.records.tokens -= 1.0;
-        self.bytes.tokens -= bytes as f64;
+        let bytes = bytes as f64;
+        self.bytes.tokens -= if bytes > self.bytes.per_sec {
+            bytes * self.scale.max(1.0)
+        } else {
+            bytes
+        };
         Ok(())
     }
 
@@ -203,6 +215,32 @@ mod tests {
             granted,
             (SHARD_BYTES_PER_SEC * 1.5 / per_record as f64) as usize
         );
+    }
+
+    #[test]
+    fn a_large_record_waits_for_a_full_bucket_then_the_shard_repays_it() {
+        const MIB: usize = 1024 * 1024;
+        let t0 = Instant::now();
+        let mut l = ShardLimiter::new(150, t0);
+        // Half a bucket spent: a 10 MiB record waits for the rest, not forever.
+        l.try_take(MIB * 3 / 4, t0).unwrap();
+        let wait = l.try_take(10 * MIB, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-3, "{wait:?}");
+        let t1 = t0 + wait;
+        l.try_take(10 * MIB, t1).unwrap();
+        // Then nothing until the service has refilled: 10 s at 1 MiB/s
+        // (not the 10 MiB / 1.5 MiB/s that RateLimit 150 alone would allow).
+        let wait = l.try_take(100, t1).unwrap_err();
+        let t2 = t1 + Duration::from_millis(8_900);
+        assert!(l.try_take(100, t2).is_err());
+        let t3 = t1 + Duration::from_millis(9_001);
+        l.try_take(100, t3).unwrap();
+        assert!((wait.as_secs_f64() - 9.0).abs() < 0.01, "{wait:?}");
+        // At a lowered rate the debt drains at that rate: slower still.
+        let mut slow = ShardLimiter::new(50, t0);
+        slow.try_take(2 * MIB, t0).unwrap();
+        let wait = slow.try_take(1, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 3.0).abs() < 0.01, "{wait:?}");
     }
 
     #[test]

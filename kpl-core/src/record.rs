@@ -119,7 +119,8 @@ impl UserRecord {
                 ErrorKind::InvalidRecord,
                 format!(
                     "record is {} bytes ({} of data, {} of partition key); \
-                     the limit (MaxUserRecordSize) is {max_record_size} bytes",
+                     the limit (MaxUserRecordSize) is {max_record_size} bytes; \
+                     raise it (up to 10485760) for streams whose MaxRecordSizeInKiB allows more",
                     self.size(),
                     self.data.len(),
                     self.partition_key.len()

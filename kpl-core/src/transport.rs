@@ -4,124 +4,47 @@
 //! shard and per error), its timeouts come from `ConnectTimeout` and
 //! `RequestTimeout`, and TLS is rustls with the ring provider.
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::Region;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::kinesis::{BoxFuture, Entry, EntryOutcome, Kinesis, ShardInfo, StreamSummary};
+use crate::kinesis::{
+    BoxFuture, DEFAULT_MAX_RECORD_SIZE, Entry, EntryOutcome, Kinesis, ShardInfo, StreamSummary,
+};
 
-/// Region used for signing when an endpoint is set and no region is found:
-/// simulators accept any.
-const FALLBACK_REGION: &str = "us-east-1";
-
-/// The SDK settings every client of the producer shares (Kinesis and
-/// CloudWatch): region, credentials (static, or aws-config's default
-/// chain), timeouts, TLS trust (`CaCertPath`), SDK retries off.
-pub(crate) async fn sdk_config(config: &Config) -> Result<aws_config::SdkConfig, Error> {
-    let mut trust = TrustStore::default();
-    if let Some(path) = &config.ca_cert_path {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("CaCertPath {}: cannot read it: {e}", path.display()),
-            )
-        })?;
-        trust = trust.with_pem_certificate(pem);
-    }
-    let tls_context = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("CaCertPath: cannot use the certificates: {e}"),
-            )
-        })?;
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .tls_context(tls_context)
-        .build_https();
-
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(config.connect_timeout)
-                .operation_attempt_timeout(config.request_timeout)
-                .build(),
-        );
-    if let Some(region) = &config.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(creds) = &config.credentials {
-        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-            creds.access_key_id.clone(),
-            creds.secret_access_key.clone(),
-            creds.session_token.clone(),
-            None,
-            "kpl-static",
-        ));
-    }
-    Ok(loader.load().await)
-}
-
-/// The region to sign with when none is configured: an error without an
-/// endpoint, else one any simulator accepts.
-pub(crate) fn fallback_region(
-    sdk_config: &aws_config::SdkConfig,
-    endpoint: Option<&str>,
-) -> Result<Option<Region>, Error> {
-    if sdk_config.region().is_some() {
-        return Ok(None);
-    }
-    if endpoint.is_none() {
-        return Err(Error::new(
-            ErrorKind::InvalidConfig,
-            "no AWS region: set Region, or AWS_REGION in the environment, or a profile's region",
-        ));
-    }
-    Ok(Some(Region::new(FALLBACK_REGION)))
+/// Whether a stream is named by its ARN (`arn:aws:kinesis:...:stream/NAME`)
+/// rather than its name: such requests carry `StreamARN`.
+pub(crate) fn is_arn(stream: &str) -> bool {
+    stream.starts_with("arn:")
 }
 
 /// The Kinesis client the producer sends through.
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
     client: Client,
+    /// Asks the proxy why, when it refused a tunnel.
+    probe: Option<crate::proxy::Probe>,
 }
 
 impl Transport {
-    /// Builds the SDK client from the configuration: region, endpoint,
-    /// credentials (static, or aws-config's default chain), timeouts, TLS.
+    /// Builds the SDK client from the configuration (see [`crate::client`]).
     pub async fn connect(config: &Config) -> Result<Transport, Error> {
-        let sdk_config = sdk_config(config).await?;
-        let mut builder = aws_sdk_kinesis::config::Builder::from(&sdk_config);
-        let endpoint = config.endpoint_url();
-        if let Some(url) = &endpoint {
-            builder = builder.endpoint_url(url.clone());
-        }
-        if let Some(region) = fallback_region(&sdk_config, endpoint.as_deref())? {
-            builder = builder.region(region);
-        }
         Ok(Transport {
-            client: Client::from_conf(builder.build()),
+            client: crate::client::kinesis_client(config).await?,
+            probe: crate::proxy::Probe::new(config),
         })
     }
 
     /// Uses a client the application built itself.
     pub fn from_client(client: Client) -> Transport {
-        Transport { client }
+        Transport {
+            client,
+            probe: None,
+        }
     }
 
     /// Every shard of a stream, open and closed (closed ones tell where an
@@ -132,9 +55,13 @@ impl Transport {
         loop {
             let request = match &next_token {
                 Some(token) => self.client.list_shards().next_token(token),
+                None if is_arn(stream) => self.client.list_shards().stream_arn(stream),
                 None => self.client.list_shards().stream_name(stream),
             };
-            let page = request.send().await.map_err(classify)?;
+            let page = match request.send().await {
+                Ok(page) => page,
+                Err(e) => return Err(self.explain(classify(e)).await),
+            };
             for shard in page.shards() {
                 let open = shard
                     .sequence_number_range()
@@ -176,7 +103,12 @@ impl Transport {
         entries: Vec<Entry>,
     ) -> Result<Vec<EntryOutcome>, Error> {
         let sent = entries.len();
-        let mut request = self.client.put_records().stream_name(stream);
+        let mut request = self.client.put_records();
+        request = if is_arn(stream) {
+            request.stream_arn(stream)
+        } else {
+            request.stream_name(stream)
+        };
         for entry in entries {
             let built = PutRecordsRequestEntry::builder()
                 .partition_key(entry.partition_key)
@@ -186,7 +118,10 @@ impl Transport {
                 .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
             request = request.records(built);
         }
-        let output = request.send().await.map_err(classify)?;
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(e) => return Err(self.explain(classify(e)).await),
+        };
         let results = output.records();
         if results.len() != sent {
             // Without a one-to-one answer nothing can be matched; the
@@ -222,15 +157,19 @@ impl Transport {
             .collect())
     }
 
-    /// DescribeStreamSummary.
+    /// DescribeStreamSummary, by name or ARN; the stream's record limit
+    /// is its `MaxRecordSizeInKiB` (1 MiB where the service does not say).
     pub async fn describe_stream_summary(&self, stream: &str) -> Result<StreamSummary, Error> {
-        let output = self
-            .client
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .map_err(classify)?;
+        let request = self.client.describe_stream_summary();
+        let request = if is_arn(stream) {
+            request.stream_arn(stream)
+        } else {
+            request.stream_name(stream)
+        };
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(e) => return Err(self.explain(classify(e)).await),
+        };
         let summary = output.stream_description_summary().ok_or_else(|| {
             Error::new(
                 ErrorKind::Unexpected,
@@ -241,6 +180,10 @@ impl Transport {
             stream_name: summary.stream_name().to_owned(),
             stream_arn: summary.stream_arn().to_owned(),
             open_shard_count: u32::try_from(summary.open_shard_count()).unwrap_or(0),
+            max_record_size: summary
+                .max_record_size_in_kib()
+                .and_then(|kib| usize::try_from(kib).ok())
+                .map_or(DEFAULT_MAX_RECORD_SIZE, |kib| kib * 1024),
         })
     }
 }
@@ -266,6 +209,45 @@ impl Kinesis for Transport {
     }
 }
 
+impl Transport {
+    /// A proxy that refused a tunnel is asked why: a refusal of our
+    /// credentials is final (retrying cannot pass it); anything else stays
+    /// a transport failure, now with the proxy's status in its message.
+    async fn explain(&self, err: Error) -> Error {
+        let refused =
+            err.code() == Some("ConnectionError") && err.message().contains("tunnel error");
+        let Some(probe) = self.probe.as_ref().filter(|_| refused) else {
+            return err;
+        };
+        match probe.connect_status().await {
+            // 407 as HTTP says; tinyproxy answers wrong credentials with 401.
+            Some(401 | 407) => proxy_refused_credentials(),
+            Some(403) => Error::new(
+                ErrorKind::InvalidConfig,
+                "the HTTP proxy forbids the tunnel (CONNECT, 403): it must allow CONNECT to the \
+                 Kinesis endpoint's host and port",
+            )
+            .with_code("ProxyTunnelForbidden"),
+            Some(status) => Error::new(
+                ErrorKind::Transport,
+                format!("the HTTP proxy refused the tunnel (CONNECT) with status {status}"),
+            )
+            .with_code("ProxyTunnelRefused"),
+            None => err,
+        }
+    }
+}
+
+fn proxy_refused_credentials() -> Error {
+    Error::new(
+        // Not retryable: the same credentials will be refused again.
+        ErrorKind::InvalidConfig,
+        "the HTTP proxy refused the credentials (Proxy Authentication Required): \
+         check ProxyUserName and ProxyPassword (or the user:password in HTTPS_PROXY)",
+    )
+    .with_code("ProxyAuthenticationRequired")
+}
+
 /// Maps an SDK error to ours: the service's code where there is one, the
 /// transport's failure otherwise.
 pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> Error
@@ -279,6 +261,9 @@ where
             "the request did not complete within RequestTimeout",
         )
         .with_code("RequestTimeout"),
+        SdkError::DispatchFailure(_) if crate::proxy::refused_credentials(&err) => {
+            proxy_refused_credentials()
+        }
         SdkError::DispatchFailure(failure) => {
             let what = if failure.is_timeout() {
                 "timed out connecting"

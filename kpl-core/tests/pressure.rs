@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
 use kpl_core::{Error, ErrorKind, Producer, PutResult, UserRecord};
 use kpl_sim::{Faults, Sim, SimConfig};
@@ -30,28 +29,6 @@ async fn put_tracked(producer: &Producer, outcomes: &Shared, i: usize, record: U
         })
         .await
         .expect("accepted");
-}
-
-/// Every acknowledged record is in the stream where its result says;
-/// returns how many records the stream holds more than once.
-fn verify_acked(read: &[ReadRecord], acked: &[(String, Bytes, PutResult)]) -> usize {
-    let mut at: HashMap<(&str, &str, u64), &ReadRecord> = HashMap::new();
-    let mut copies: HashMap<&Bytes, usize> = HashMap::new();
-    for r in read {
-        at.insert((&r.shard_id, &r.sequence_number, r.sub_sequence_number), r);
-        *copies.entry(&r.data).or_default() += 1;
-    }
-    for (key, data, result) in acked {
-        let found = at
-            .get(&(
-                result.shard_id(),
-                result.sequence_number(),
-                result.sub_sequence_number(),
-            ))
-            .unwrap_or_else(|| panic!("acked record {key} is not where {result:?} says"));
-        assert_eq!((&found.partition_key, &found.data), (key, data));
-    }
-    copies.values().filter(|&&n| n > 1).count()
 }
 
 fn limited_sim(streams: &[(&str, u32)], faults: Faults) -> SimConfig {

@@ -116,3 +116,46 @@ async fn unknown_streams_fail_with_the_services_code_on_kinesalite() {
     assert_eq!(err.code(), Some("ResourceNotFoundException"), "{err}");
     producer.shutdown(WAIT).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_max_record_size_takes_1_mib_and_larger_records_fail_unsent() {
+    // kinesalite predates large records: DescribeStreamSummary has no
+    // MaxRecordSizeInKiB, so the stream's limit is the service's 1 MiB.
+    let Some(endpoint) = endpoint() else { return };
+    let stream = fresh_stream("size");
+    let client = client(&endpoint);
+    kpl_readback::ensure_stream(&client, &stream, 1)
+        .await
+        .unwrap();
+    let producer = producer(
+        config(&endpoint)
+            .stream(stream.as_str())
+            .max_user_record_size(10 * 1024 * 1024),
+    )
+    .await;
+    let fits = UserRecord::new("k", vec![7u8; 1024 * 1024 - 1]);
+    let result = producer
+        .put(fits.clone())
+        .await
+        .unwrap()
+        .await
+        .expect("1 MiB fits");
+    for size in [1024 * 1024, 5 * 1024 * 1024] {
+        let err = producer
+            .put(UserRecord::new("k", vec![7u8; size]))
+            .await
+            .unwrap()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("UpdateMaxRecordSize"), "{err}");
+        assert_eq!(err.attempts().len(), 1);
+    }
+    assert_eq!(
+        producer.metrics().put_records_requests,
+        1,
+        "only the record that fits was sent"
+    );
+    producer.shutdown(WAIT).await.unwrap();
+    let put = vec![("k".to_owned(), fits.data().clone(), result)];
+    verify(&read_stream(&client, &stream).await, &put);
+}

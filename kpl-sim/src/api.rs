@@ -10,14 +10,13 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::{Limits, Retention};
+use crate::config::{Limits, OnDemand, Retention};
+use crate::entries::{check_entry, member};
 use crate::faults::FaultState;
-use crate::protocol::{
-    self, ApiError, CreateStream, PutRecord, PutRecords, StreamOp, epoch_secs, stream_name,
-};
+use crate::protocol::{self, ApiError, CreateStream, PutRecord, PutRecords, StreamOp, epoch_secs};
 use crate::state::{
-    PutEntry, PutOutcome, Registry, Shard, Stream, hash_partition_key, parse_hash_key, parse_seq,
-    read_shard, seq_string, shard_index_of,
+    PutEntry, PutOutcome, Registry, Shard, Stream, StreamSpec, check_record_kib, parse_hash_key,
+    seq_string, shard_index_of,
 };
 
 /// Counters kept while the simulator runs.
@@ -98,19 +97,21 @@ pub struct Shared {
     pub retention: Retention,
     /// Faults.
     pub faults: FaultState,
+    /// How on-demand streams start and scale.
+    pub on_demand: OnDemand,
     /// Counters.
     pub counters: Counters,
     /// What CloudWatch PutMetricData received.
     pub cloudwatch: crate::cloudwatch::CloudWatch,
 }
 
-fn add(a: &AtomicU64, n: u64) {
+pub(crate) fn add(a: &AtomicU64, n: u64) {
     if n > 0 {
         a.fetch_add(n, Ordering::Relaxed);
     }
 }
 
-fn to_json(v: &Value) -> Vec<u8> {
+pub(crate) fn to_json(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
@@ -128,13 +129,25 @@ impl Shared {
             "CreateStream" => self.create_stream(body),
             "DeleteStream" => {
                 let r: StreamOp = protocol::parse(body)?;
-                let name = stream_name(&r.stream_name, &r.stream_arn)?;
-                self.registry.delete(&name)?;
+                let stream = self.stream(&r)?;
+                self.registry.delete(&stream.name)?;
                 Ok(Vec::new())
             }
             "ListStreams" => self.list_streams(body),
             "DescribeStream" => self.describe_stream(body),
             "DescribeStreamSummary" => self.describe_stream_summary(body),
+            "UpdateMaxRecordSize" => {
+                let r: StreamOp = protocol::parse(body)?;
+                let kib = r
+                    .max_record_size_in_kib
+                    .ok_or_else(|| ApiError::missing("maxRecordSizeInKiB"))?;
+                let kib = check_record_kib(kib)?;
+                if r.stream_arn.is_none() {
+                    return Err(ApiError::invalid_argument("StreamARN must be provided."));
+                }
+                self.stream(&r)?.set_max_record_kib(kib);
+                Ok(Vec::new())
+            }
             "ListShards" => self.list_shards(body),
             "GetShardIterator" => self.get_shard_iterator(body),
             "GetRecords" => self.get_records(body),
@@ -201,9 +214,9 @@ impl Shared {
         }
     }
 
-    fn stream(&self, r: &StreamOp) -> Result<Arc<Stream>, ApiError> {
+    pub(crate) fn stream(&self, r: &StreamOp) -> Result<Arc<Stream>, ApiError> {
         self.registry
-            .get(&stream_name(&r.stream_name, &r.stream_arn)?)
+            .resolve(r.stream_name.as_deref(), r.stream_arn.as_deref())
     }
 
     fn create_stream(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
@@ -211,13 +224,27 @@ impl Shared {
         let name = r
             .stream_name
             .ok_or_else(|| ApiError::missing("streamName"))?;
-        let on_demand = r
-            .stream_mode_details
-            .and_then(|m| m.stream_mode)
-            .is_some_and(|m| m == "ON_DEMAND");
+        let on_demand = match r.stream_mode_details.and_then(|m| m.stream_mode).as_deref() {
+            None | Some("PROVISIONED") => false,
+            Some("ON_DEMAND") => true,
+            Some(other) => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{other}' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]"
+                )));
+            }
+        };
+        let max_record_kib = check_record_kib(
+            r.max_record_size_in_kib
+                .unwrap_or(crate::config::DEFAULT_RECORD_KIB as i64),
+        )?;
         let shards = match r.shard_count {
+            Some(_) if on_demand => {
+                return Err(ApiError::invalid_argument(
+                    "ShardCount must not be given for ON_DEMAND streams",
+                ));
+            }
             Some(n) => n,
-            None if on_demand => 4,
+            None if on_demand => self.on_demand.initial_shards as i64,
             None => {
                 return Err(ApiError::invalid_argument(
                     "ShardCount is required for PROVISIONED streams",
@@ -229,7 +256,12 @@ impl Shared {
                 "1 validation error detected: Value '{shards}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
             ))
         })?;
-        self.registry.create(&name, shards, &self.limits())?;
+        let spec = StreamSpec {
+            shards,
+            on_demand,
+            max_record_kib,
+        };
+        self.registry.create(&name, spec, &self.limits())?;
         Ok(Vec::new())
     }
 
@@ -258,7 +290,7 @@ impl Shared {
                     "StreamName": s.name,
                     "StreamARN": s.arn,
                     "StreamStatus": "ACTIVE",
-                    "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                    "StreamModeDetails": {"StreamMode": s.mode_name()},
                     "StreamCreationTimestamp": epoch_secs(s.created_ms),
                 })
             })
@@ -295,7 +327,7 @@ impl Shared {
                 "StreamName": stream.name,
                 "StreamARN": stream.arn,
                 "StreamStatus": "ACTIVE",
-                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "StreamModeDetails": {"StreamMode": stream.mode_name()},
                 "Shards": page,
                 "HasMoreShards": more,
                 "RetentionPeriodHours": 24,
@@ -315,12 +347,13 @@ impl Shared {
                 "StreamName": stream.name,
                 "StreamARN": stream.arn,
                 "StreamStatus": "ACTIVE",
-                "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+                "StreamModeDetails": {"StreamMode": stream.mode_name()},
                 "RetentionPeriodHours": 24,
                 "StreamCreationTimestamp": epoch_secs(stream.created_ms),
                 "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
                 "EncryptionType": "NONE",
                 "OpenShardCount": open,
+                "MaxRecordSizeInKiB": stream.max_record_kib(),
                 "ConsumerCount": 0,
             }
         })))
@@ -350,7 +383,7 @@ impl Shared {
             let filter = it.next().unwrap_or("").to_string();
             (name, Some(after), filter)
         } else {
-            let name = stream_name(&r.stream_name, &r.stream_arn)?;
+            let name = self.stream(&r)?.name.clone();
             let mut after = r
                 .exclusive_start_shard_id
                 .as_deref()
@@ -390,167 +423,6 @@ impl Shared {
         Ok(to_json(&out))
     }
 
-    fn get_shard_iterator(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        let r: StreamOp = protocol::parse(body)?;
-        let stream = self.stream(&r)?;
-        let shard_id = r
-            .shard_id
-            .as_deref()
-            .ok_or_else(|| ApiError::missing("shardId"))?;
-        let kind = r
-            .shard_iterator_type
-            .as_deref()
-            .ok_or_else(|| ApiError::missing("shardIteratorType"))?;
-        let set = stream.shards.read();
-        let shard = set.by_id(shard_id).ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Shard {shard_id} in stream {} under account {} does not exist",
-                stream.name, self.registry.account
-            ))
-        })?;
-        let seq_arg = || -> Result<u64, ApiError> {
-            let s = r
-                .starting_sequence_number
-                .as_deref()
-                .ok_or_else(|| ApiError::invalid_argument("StartingSequenceNumber is required"))?;
-            parse_seq(s).ok_or_else(|| {
-                ApiError::invalid_argument(format!(
-                    "StartingSequenceNumber {s} used in GetShardIterator on shard {shard_id} in stream {} under account {} is invalid.",
-                    stream.name, self.registry.account
-                ))
-            })
-        };
-        let pos = match kind {
-            "TRIM_HORIZON" => 0,
-            "LATEST" => {
-                let d = shard.data.lock();
-                match d.ending_seq {
-                    Some(e) => e,
-                    None => stream.next_seq(),
-                }
-            }
-            "AT_SEQUENCE_NUMBER" => seq_arg()?,
-            "AFTER_SEQUENCE_NUMBER" => seq_arg()? + 1,
-            "AT_TIMESTAMP" => {
-                let ts = r.timestamp.ok_or_else(|| {
-                    ApiError::invalid_argument("Timestamp is required for AT_TIMESTAMP")
-                })?;
-                let ms = (ts * 1000.0).max(0.0) as u64;
-                let d = shard.data.lock();
-                d.records
-                    .iter()
-                    .find(|rec| rec.arrival_ms >= ms)
-                    .map(|rec| rec.seq)
-                    .unwrap_or_else(|| d.ending_seq.unwrap_or_else(|| stream.next_seq()))
-            }
-            other => {
-                return Err(ApiError::validation(format!(
-                    "1 validation error detected: Value '{other}' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
-                )));
-            }
-        };
-        Ok(to_json(
-            &json!({ "ShardIterator": encode_iterator(&stream, shard.index, pos) }),
-        ))
-    }
-
-    fn get_records(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        let r: StreamOp = protocol::parse(body)?;
-        let it = r
-            .shard_iterator
-            .as_deref()
-            .ok_or_else(|| ApiError::missing("shardIterator"))?;
-        let limits = self.limits();
-        let limit = r.limit.unwrap_or(limits.max_get_records as i64);
-        if limit < 1 || limit > limits.max_get_records as i64 {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value less than or equal to {}",
-                limits.max_get_records
-            )));
-        }
-        let (name, inc, index, pos) = decode_iterator(it)
-            .ok_or_else(|| ApiError::invalid_argument(format!("Invalid ShardIterator: {it}")))?;
-        let stream = self.registry.get(&name)?;
-        if stream.incarnation != inc {
-            return Err(ApiError::new(
-                400,
-                "ExpiredIteratorException",
-                "Iterator refers to a stream that no longer exists.",
-            ));
-        }
-        let shard = stream
-            .shards
-            .read()
-            .all
-            .get(index as usize)
-            .cloned()
-            .ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator"))?;
-        let now_ms = self.registry.clock.epoch_millis();
-        let res = read_shard(&shard, pos, limit as usize, limits.max_get_bytes, now_ms);
-        add(&self.counters.records_read, res.records.len() as u64);
-        #[derive(Serialize)]
-        struct OutRec<'a> {
-            #[serde(rename = "SequenceNumber")]
-            sequence_number: String,
-            #[serde(rename = "ApproximateArrivalTimestamp")]
-            approximate_arrival_timestamp: f64,
-            #[serde(rename = "Data")]
-            data: String,
-            #[serde(rename = "PartitionKey")]
-            partition_key: &'a str,
-        }
-        #[derive(Serialize)]
-        struct Out<'a> {
-            #[serde(rename = "Records")]
-            records: Vec<OutRec<'a>>,
-            #[serde(rename = "NextShardIterator")]
-            next_shard_iterator: Option<String>,
-            #[serde(rename = "MillisBehindLatest")]
-            millis_behind_latest: u64,
-            #[serde(rename = "ChildShards", skip_serializing_if = "Option::is_none")]
-            child_shards: Option<Vec<Value>>,
-        }
-        let child_shards = if res.next.is_none() {
-            let set = stream.shards.read();
-            Some(
-                set.all
-                    .iter()
-                    .filter(|s| {
-                        s.parent.as_deref() == Some(&shard.id) || s.adjacent_parent.as_deref() == Some(&shard.id)
-                    })
-                    .map(|s| {
-                        let mut parents = vec![];
-                        parents.extend(s.parent.clone());
-                        parents.extend(s.adjacent_parent.clone());
-                        json!({
-                            "ShardId": s.id,
-                            "ParentShards": parents,
-                            "HashKeyRange": {"StartingHashKey": s.start.to_string(), "EndingHashKey": s.end.to_string()},
-                        })
-                    })
-                    .collect(),
-            )
-        } else {
-            None
-        };
-        let out = Out {
-            records: res
-                .records
-                .iter()
-                .map(|rec| OutRec {
-                    sequence_number: seq_string(rec.seq),
-                    approximate_arrival_timestamp: epoch_secs(rec.arrival_ms),
-                    data: B64.encode(&rec.data),
-                    partition_key: &rec.partition_key,
-                })
-                .collect(),
-            next_shard_iterator: res.next.map(|p| encode_iterator(&stream, index, p)),
-            millis_behind_latest: res.millis_behind,
-            child_shards,
-        };
-        Ok(serde_json::to_vec(&out).unwrap_or_default())
-    }
-
     /// Validate one entry and turn it into a `PutEntry`. `Err` is a whole-request error.
     fn entry(
         &self,
@@ -558,6 +430,7 @@ impl Shared {
         data: Option<&str>,
         key: Option<&str>,
         ehk: Option<&str>,
+        stream: &Stream,
         limits: &Limits,
     ) -> Result<PutEntry, ApiError> {
         let data = data.ok_or_else(|| ApiError::missing(&member(i, "data")))?;
@@ -565,7 +438,7 @@ impl Shared {
         let decoded = B64.decode(data.as_bytes()).map_err(|_| {
             ApiError::serialization(format!("Invalid base64 in '{}'", member(i, "data")))
         })?;
-        check_entry(i, key, ehk, Bytes::from(decoded), limits)
+        check_entry(i, key, ehk, Bytes::from(decoded), stream, limits)
     }
 
     fn count_outcomes(&self, outcomes: &[PutOutcome], sizes: &[usize]) {
@@ -597,7 +470,6 @@ impl Shared {
         add(&self.counters.put_records_calls, 1);
         let r: PutRecords = protocol::parse(body)?;
         let limits = self.limits();
-        let name = stream_name(&r.stream_name, &r.stream_arn)?;
         let records = r.records.ok_or_else(|| ApiError::missing("records"))?;
         if records.is_empty() || records.len() > limits.max_records_per_request {
             return Err(ApiError::validation(format!(
@@ -609,6 +481,9 @@ impl Shared {
                 }
             )));
         }
+        let stream = self
+            .registry
+            .resolve(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
         let mut entries = Vec::with_capacity(records.len());
         for (i, e) in records.iter().enumerate() {
             entries.push(self.entry(
@@ -616,12 +491,13 @@ impl Shared {
                 e.data.as_deref(),
                 e.partition_key.as_deref(),
                 e.explicit_hash_key.as_deref(),
+                &stream,
                 &limits,
             )?);
         }
         drop(records);
         let sizes = entries.iter().map(PutEntry::size).collect();
-        let (stream, outcomes) = self.put_entries(&name, entries, sizes, &limits)?;
+        let outcomes = self.put_entries(&stream, entries, sizes, &limits)?;
         // Hand-written: the hot path's response, no escaping needed.
         let mut out = String::with_capacity(32 + outcomes.len() * 110);
         let failed = outcomes
@@ -663,11 +539,11 @@ impl Shared {
     /// HTTP server and the in-process [`crate::Model`] share.
     pub(crate) fn put_entries(
         &self,
-        name: &str,
+        stream: &Stream,
         mut entries: Vec<PutEntry>,
         sizes: Vec<usize>,
         limits: &Limits,
-    ) -> Result<(Arc<Stream>, Vec<PutOutcome>), ApiError> {
+    ) -> Result<Vec<PutOutcome>, ApiError> {
         let total: usize = sizes.iter().sum();
         if total > limits.max_request_bytes {
             return Err(ApiError::invalid_argument(format!(
@@ -675,7 +551,6 @@ impl Shared {
                 limits.max_request_bytes / crate::config::MIB
             )));
         }
-        let stream = self.registry.get(name)?;
         let rate = self.faults.record_failure_rate();
         if rate > 0.0 {
             let draws = self.faults.draw_record_failures(rate, entries.len());
@@ -685,21 +560,23 @@ impl Shared {
         }
         let outcomes = stream.put(entries, limits, &self.retention);
         self.count_outcomes(&outcomes, &sizes);
-        Ok((stream, outcomes))
+        Ok(outcomes)
     }
 
     fn put_record(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let r: PutRecord = protocol::parse(body)?;
         let limits = self.limits();
-        let name = stream_name(&r.stream_name, &r.stream_arn)?;
+        let stream = self
+            .registry
+            .resolve(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
         let mut entry = self.entry(
             None,
             r.data.as_deref(),
             r.partition_key.as_deref(),
             r.explicit_hash_key.as_deref(),
+            &stream,
             &limits,
         )?;
-        let stream = self.registry.get(&name)?;
         let rate = self.faults.record_failure_rate();
         if rate > 0.0 {
             entry.fail = self.faults.draw_record_failures(rate, 1)[0];
@@ -753,96 +630,4 @@ fn shard_json(s: &Shard) -> Value {
         v["AdjacentParentShardId"] = json!(p);
     }
     v
-}
-
-fn encode_iterator(stream: &Stream, shard_index: u32, pos: u64) -> String {
-    B64.encode(format!(
-        "{}\n{}\n{}\n{}",
-        stream.name, stream.incarnation, shard_index, pos
-    ))
-}
-
-fn decode_iterator(it: &str) -> Option<(String, u64, u32, u64)> {
-    let raw = String::from_utf8(B64.decode(it).ok()?).ok()?;
-    let mut p = raw.split('\n');
-    let name = p.next()?.to_string();
-    let inc = p.next()?.parse().ok()?;
-    let idx = p.next()?.parse().ok()?;
-    let pos = p.next()?.parse().ok()?;
-    Some((name, inc, idx, pos))
-}
-
-/// `records.N.member.m` for entry N of a PutRecords, `m` for a PutRecord.
-fn member(i: Option<usize>, m: &str) -> String {
-    match i {
-        Some(i) => format!("records.{}.member.{m}", i + 1),
-        None => m.to_string(),
-    }
-}
-
-/// Checks a decoded entry against the service's rules (key length, record
-/// size, explicit hash key) and makes it a `PutEntry`.
-pub(crate) fn check_entry(
-    i: Option<usize>,
-    key: &str,
-    ehk: Option<&str>,
-    data: Bytes,
-    limits: &Limits,
-) -> Result<PutEntry, ApiError> {
-    let chars = key.chars().count();
-    if chars < 1 || chars > limits.max_partition_key_chars {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{key}' at '{}' failed to satisfy constraint: Member must have length {}",
-            member(i, "partitionKey"),
-            if chars < 1 {
-                "greater than or equal to 1".to_string()
-            } else {
-                format!("less than or equal to {}", limits.max_partition_key_chars)
-            }
-        )));
-    }
-    if data.len() > limits.max_record_bytes {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {}",
-            member(i, "data"),
-            limits.max_record_bytes
-        )));
-    }
-    if data.len() + key.len() > limits.max_record_bytes {
-        return Err(ApiError::invalid_argument(format!(
-            "Record size (data + partition key) {} exceeds the maximum record size {}",
-            data.len() + key.len(),
-            limits.max_record_bytes
-        )));
-    }
-    let hash = match ehk {
-        Some(e) => parse_explicit_hash_key(i, e)?,
-        None => hash_partition_key(key),
-    };
-    Ok(PutEntry {
-        partition_key: key.into(),
-        explicit_hash_key: ehk.map(Into::into),
-        hash,
-        data,
-        fail: false,
-    })
-}
-
-fn parse_explicit_hash_key(i: Option<usize>, e: &str) -> Result<u128, ApiError> {
-    let valid_pattern = e == "0"
-        || (!e.is_empty()
-            && e.len() <= 39
-            && !e.starts_with('0')
-            && e.bytes().all(|b| b.is_ascii_digit()));
-    if !valid_pattern {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{e}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
-            member(i, "explicitHashKey")
-        )));
-    }
-    parse_hash_key(e).ok_or_else(|| {
-        ApiError::invalid_argument(format!(
-            "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"
-        ))
-    })
 }

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 /// One MiB.
 pub const MIB: usize = 1024 * 1024;
 
+/// A stream's `MaxRecordSizeInKiB` when CreateStream sets none (the service's default).
+pub const DEFAULT_RECORD_KIB: u32 = 1024;
+/// The largest `MaxRecordSizeInKiB` the service allows (10 MiB).
+pub const MAX_RECORD_KIB: u32 = 10240;
+
 /// The service limits the simulator enforces. `Default` is the real service's limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -16,10 +21,9 @@ pub struct Limits {
     pub shard_bytes_per_sec: u64,
     /// Records in one PutRecords call (service: 500).
     pub max_records_per_request: usize,
-    /// Bytes (data + partition keys) in one PutRecords call (service: 5 MiB).
+    /// Bytes (data + partition keys) in one PutRecords call (service: 10 MiB).
+    /// A record's own limit is its stream's `MaxRecordSizeInKiB`.
     pub max_request_bytes: usize,
-    /// Bytes of data + partition key in one record (service: 1 MiB, up to 10 MiB when configured).
-    pub max_record_bytes: usize,
     /// Characters in a partition key (service: 256).
     pub max_partition_key_chars: usize,
     /// Whether the per-shard write throughput limits apply (off for benchmarks).
@@ -41,8 +45,7 @@ impl Default for Limits {
             shard_records_per_sec: 1000,
             shard_bytes_per_sec: MIB as u64,
             max_records_per_request: 500,
-            max_request_bytes: 5 * MIB,
-            max_record_bytes: MIB,
+            max_request_bytes: 10 * MIB,
             max_partition_key_chars: 256,
             throughput_enabled: true,
             max_get_records: 10_000,
@@ -65,7 +68,8 @@ impl Limits {
     /// The body limit actually applied: `max_body_bytes`, raised so that a
     /// base64-encoded maximal record or request always fits.
     pub fn effective_body_limit(&self) -> usize {
-        let biggest = self.max_record_bytes.max(self.max_request_bytes);
+        let biggest = MAX_RECORD_KIB as usize * 1024;
+        let biggest = biggest.max(self.max_request_bytes);
         self.max_body_bytes.max(biggest / 3 * 4 + 4 + MIB)
     }
 }
@@ -177,6 +181,43 @@ impl Default for Retention {
     }
 }
 
+/// How on-demand streams (`StreamModeDetails` `ON_DEMAND`) scale out.
+///
+/// The rule: every `window`, each on-demand stream's write demand in that
+/// window (records and bytes offered, accepted or throttled) is compared with
+/// what its open shards take (`shards x per-shard limits x window`). When
+/// either ratio is at least `utilization` in `sustain` windows in a row, the
+/// stream doubles its open shards as UpdateShardCount does (all open shards
+/// close, children split the hash range evenly), up to `max_shards`. Streams
+/// never scale in (the service does that over a day). `Default`: a new
+/// on-demand stream has 4 shards; one-minute windows, 80 %, 2 windows in a
+/// row. Tests shorten `window`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnDemand {
+    /// Shards of a new on-demand stream (the service starts at 4 MB/s of writes).
+    pub initial_shards: u32,
+    /// Length of one measuring window.
+    pub window: Duration,
+    /// Fraction of capacity that counts as near the limit.
+    pub utilization: f64,
+    /// Consecutive windows near the limit before the stream scales out.
+    pub sustain: u32,
+    /// Most open shards an on-demand stream grows to.
+    pub max_shards: u32,
+}
+
+impl Default for OnDemand {
+    fn default() -> Self {
+        OnDemand {
+            initial_shards: 4,
+            window: Duration::from_secs(60),
+            utilization: 0.8,
+            sustain: 2,
+            max_shards: 200,
+        }
+    }
+}
+
 /// Everything `Sim::start` needs. `Default`: service limits on, no faults,
 /// bind 127.0.0.1:0, no TLS, no streams.
 #[derive(Debug, Clone)]
@@ -195,8 +236,10 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Retention per shard.
     pub retention: Retention,
-    /// Streams created at start: (name, shard count).
-    pub streams: Vec<(String, u32)>,
+    /// Streams created at start.
+    pub streams: Vec<(String, crate::state::StreamSpec)>,
+    /// How on-demand streams scale.
+    pub on_demand: OnDemand,
     /// Region used in ARNs.
     pub region: String,
     /// Account id used in ARNs and messages.
@@ -214,6 +257,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             retention: Retention::default(),
             streams: Vec::new(),
+            on_demand: OnDemand::default(),
             region: "us-east-1".to_string(),
             account: "000000000000".to_string(),
         }
@@ -221,9 +265,18 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
-    /// Create a stream with `shards` shards at start.
+    /// Create a provisioned stream with `shards` shards at start.
     pub fn stream(mut self, name: &str, shards: u32) -> Self {
-        self.streams.push((name.to_string(), shards));
+        self.streams.push((
+            name.to_string(),
+            crate::state::StreamSpec::provisioned(shards),
+        ));
+        self
+    }
+
+    /// Create a stream of any mode and record size limit at start.
+    pub fn stream_with(mut self, name: &str, spec: crate::state::StreamSpec) -> Self {
+        self.streams.push((name.to_string(), spec));
         self
     }
 
@@ -272,6 +325,12 @@ impl SimConfig {
     /// Set the retention per shard.
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// Set how on-demand streams scale.
+    pub fn on_demand(mut self, on_demand: OnDemand) -> Self {
+        self.on_demand = on_demand;
         self
     }
 

@@ -23,10 +23,14 @@ pub mod api;
 pub mod clock;
 pub mod cloudwatch;
 pub mod config;
+mod entries;
 pub mod faults;
 pub mod limits;
 mod model;
+pub mod ondemand;
 pub mod protocol;
+mod reads;
+pub mod registry;
 pub mod server;
 pub mod state;
 
@@ -37,11 +41,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use api::SimStats;
-pub use config::{Faults, Limits, MIB, Retention, SimConfig};
+pub use config::{
+    DEFAULT_RECORD_KIB, Faults, Limits, MAX_RECORD_KIB, MIB, OnDemand, Retention, SimConfig,
+};
 pub use faults::RequestFault;
-pub use model::{Model, ModelOutcome, ModelRecord, ModelShard};
+pub use model::{Model, ModelOutcome, ModelRecord, ModelShard, ModelSummary};
 pub use protocol::ApiError;
-pub use state::{StoredRecord, StoredShard};
+pub use state::{StoredRecord, StoredShard, StreamSpec};
 
 /// A running simulator. Dropping it without [`Sim::shutdown`] signals the
 /// server tasks to stop but does not wait for them.
@@ -70,6 +76,11 @@ impl Sim {
             shared.clone(),
             rx.clone(),
         ))];
+        tasks.push(tokio::spawn(ondemand::run(
+            shared.clone(),
+            config.on_demand.clone(),
+            rx.clone(),
+        )));
         let (mut tls_addr, mut ca_pem) = (None, None);
         if config.tls {
             let (acceptor, pem) = server::make_tls()?;
@@ -162,9 +173,29 @@ impl Sim {
         self.model.records(stream)
     }
 
-    /// Create a stream (ACTIVE at once).
+    /// Create a provisioned stream with the default 1 MiB record limit (ACTIVE at once).
     pub fn create_stream(&self, name: &str, shards: u32) -> Result<(), ApiError> {
         self.model.create_stream(name, shards)
+    }
+
+    /// Create a stream of any mode and record size limit (ACTIVE at once).
+    pub fn create_stream_with(&self, name: &str, spec: StreamSpec) -> Result<(), ApiError> {
+        self.model.create_stream_with(name, spec)
+    }
+
+    /// Set a stream's `MaxRecordSizeInKiB` (as UpdateMaxRecordSize does).
+    pub fn set_max_record_size(&self, stream: &str, kib: u32) -> Result<(), ApiError> {
+        self.model.set_max_record_size(stream, kib)
+    }
+
+    /// The ARN of a stream, if there is one of that name.
+    pub fn stream_arn(&self, stream: &str) -> Option<String> {
+        self.model.stream_arn(stream)
+    }
+
+    /// Open shards of a stream, if there is one of that name.
+    pub fn open_shard_count(&self, stream: &str) -> Option<usize> {
+        self.model.open_shard_count(stream)
     }
 
     /// Delete a stream.

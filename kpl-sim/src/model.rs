@@ -10,11 +10,12 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::SimStats;
-use crate::api::{Shared, check_entry};
+use crate::api::Shared;
 use crate::config::{Faults, Limits, SimConfig};
+use crate::entries::check_entry;
 use crate::faults::{FaultState, RequestFault};
 use crate::protocol::ApiError;
-use crate::state::{PutOutcome, Registry, StoredShard, seq_string};
+use crate::state::{PutOutcome, Registry, StoredShard, StreamSpec, check_record_kib, seq_string};
 
 /// One record of a PutRecords call to the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,19 @@ pub struct ModelShard {
     pub open: bool,
 }
 
+/// What DescribeStreamSummary tells about a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSummary {
+    /// The stream's name.
+    pub stream_name: String,
+    /// The stream's ARN.
+    pub stream_arn: String,
+    /// Open shards.
+    pub open_shard_count: u32,
+    /// `MaxRecordSizeInKiB`: the largest record (data + partition key) in KiB.
+    pub max_record_size_kib: u32,
+}
+
 /// Kinesis in-process: the simulator's state without its server.
 ///
 /// ```
@@ -89,17 +103,20 @@ impl Model {
             limits: RwLock::new(Arc::new(config.limits.clone())),
             retention: config.retention,
             faults: FaultState::new(config.faults.clone()),
+            on_demand: config.on_demand.clone(),
             counters: Default::default(),
             cloudwatch: Default::default(),
         });
-        for (name, shards) in &config.streams {
-            shared.registry.create(name, *shards, &config.limits)?;
+        for (name, spec) in &config.streams {
+            shared.registry.create(name, *spec, &config.limits)?;
         }
         Ok(Model { shared })
     }
 
-    /// One PutRecords call: the request's checks, then one outcome per
-    /// record, in order. Request-level faults are not drawn here: see
+    /// One PutRecords call to a stream named by name or ARN: the request's
+    /// checks (each record against the stream's `MaxRecordSizeInKiB`, the
+    /// request against its size limit), then one outcome per record, in
+    /// order. Request-level faults are not drawn here: see
     /// [`Model::request_fault`].
     pub fn put_records(
         &self,
@@ -122,6 +139,7 @@ impl Model {
                 limits.max_records_per_request
             )));
         }
+        let stream = shared.registry.lookup(stream)?;
         let mut entries = Vec::with_capacity(records.len());
         for (i, r) in records.into_iter().enumerate() {
             let ehk = r.explicit_hash_key.as_deref();
@@ -130,11 +148,12 @@ impl Model {
                 &r.partition_key,
                 ehk,
                 r.data,
+                &stream,
                 &limits,
             )?);
         }
         let sizes = entries.iter().map(|e| e.size()).collect();
-        let (stream, outcomes) = shared.put_entries(stream, entries, sizes, &limits)?;
+        let outcomes = shared.put_entries(&stream, entries, sizes, &limits)?;
         Ok(outcomes
             .into_iter()
             .map(|o| match o {
@@ -160,7 +179,7 @@ impl Model {
             .counters
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stream = self.shared.registry.get(stream)?;
+        let stream = self.shared.registry.lookup(stream)?;
         let set = stream.shards.read();
         Ok(set
             .all
@@ -174,11 +193,16 @@ impl Model {
             .collect())
     }
 
-    /// The stream's ARN and open shard count (DescribeStreamSummary).
-    pub fn describe_stream_summary(&self, stream: &str) -> Result<(String, u32), ApiError> {
-        let stream = self.shared.registry.get(stream)?;
-        let open = stream.shards.read().open.len() as u32;
-        Ok((stream.arn.clone(), open))
+    /// What DescribeStreamSummary tells about a stream named by name or ARN.
+    pub fn describe_stream_summary(&self, stream: &str) -> Result<ModelSummary, ApiError> {
+        let stream = self.shared.registry.lookup(stream)?;
+        let open_shard_count = stream.shards.read().open.len() as u32;
+        Ok(ModelSummary {
+            stream_name: stream.name.clone(),
+            stream_arn: stream.arn.clone(),
+            open_shard_count,
+            max_record_size_kib: stream.max_record_kib(),
+        })
     }
 
     /// Draws the request-level fault for one call (what the server does
@@ -214,12 +238,47 @@ impl Model {
         )
     }
 
-    /// Create a stream (ACTIVE at once).
+    /// Create a provisioned stream with the default 1 MiB record limit
+    /// (ACTIVE at once).
     pub fn create_stream(&self, name: &str, shards: u32) -> Result<(), ApiError> {
+        self.create_stream_with(name, StreamSpec::provisioned(shards))
+    }
+
+    /// Create a stream of any mode and record size limit (ACTIVE at once).
+    pub fn create_stream_with(&self, name: &str, spec: StreamSpec) -> Result<(), ApiError> {
         self.shared
             .registry
-            .create(name, shards, &self.shared.limits())
+            .create(name, spec, &self.shared.limits())
             .map(|_| ())
+    }
+
+    /// Set a stream's `MaxRecordSizeInKiB` (as UpdateMaxRecordSize does).
+    pub fn set_max_record_size(&self, stream: &str, kib: u32) -> Result<(), ApiError> {
+        let kib = check_record_kib(kib as i64)?;
+        self.shared.registry.get(stream)?.set_max_record_kib(kib);
+        Ok(())
+    }
+
+    /// The ARN of a stream, if there is one of that name.
+    pub fn stream_arn(&self, stream: &str) -> Option<String> {
+        self.shared.registry.find(stream).map(|s| s.arn.clone())
+    }
+
+    /// Open shards of a stream, if there is one of that name.
+    pub fn open_shard_count(&self, stream: &str) -> Option<usize> {
+        self.shared
+            .registry
+            .find(stream)
+            .map(|s| s.shards.read().open.len())
+    }
+
+    /// Scales out the on-demand streams (see [`crate::OnDemand`]) every
+    /// window, on the simulator's clock (simulated time on a runtime with a
+    /// paused clock), until `shutdown` turns true. [`crate::Sim`] runs it
+    /// for its server; a test driving a model spawns it itself.
+    pub async fn run_on_demand(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let rule = self.shared.on_demand.clone();
+        crate::ondemand::run(self.shared.clone(), rule, shutdown).await
     }
 
     /// Delete a stream.

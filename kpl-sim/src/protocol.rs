@@ -85,27 +85,6 @@ pub fn epoch_secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
-/// The stream name, from StreamName or else from StreamARN.
-pub fn stream_name(
-    name: &Option<Cow<'_, str>>,
-    arn: &Option<Cow<'_, str>>,
-) -> Result<String, ApiError> {
-    if let Some(n) = name {
-        return Ok(n.to_string());
-    }
-    if let Some(arn) = arn {
-        return match arn.rsplit_once(":stream/") {
-            Some((_, n)) if !n.is_empty() => Ok(n.to_string()),
-            _ => Err(ApiError::invalid_argument(format!(
-                "Invalid StreamARN {arn}"
-            ))),
-        };
-    }
-    Err(ApiError::invalid_argument(
-        "Either StreamName or StreamARN should be provided.",
-    ))
-}
-
 /// CreateStream.
 #[derive(Debug, Deserialize)]
 pub struct CreateStream {
@@ -118,6 +97,9 @@ pub struct CreateStream {
     /// StreamModeDetails.
     #[serde(rename = "StreamModeDetails")]
     pub stream_mode_details: Option<StreamModeDetails>,
+    /// MaxRecordSizeInKiB (1024..=10240).
+    #[serde(rename = "MaxRecordSizeInKiB")]
+    pub max_record_size_in_kib: Option<i64>,
 }
 
 /// StreamModeDetails.
@@ -188,6 +170,9 @@ pub struct StreamOp<'a> {
     /// ScalingType (UpdateShardCount).
     #[serde(rename = "ScalingType")]
     pub scaling_type: Option<String>,
+    /// MaxRecordSizeInKiB (UpdateMaxRecordSize).
+    #[serde(rename = "MaxRecordSizeInKiB")]
+    pub max_record_size_in_kib: Option<i64>,
 }
 
 /// ShardFilter of ListShards.

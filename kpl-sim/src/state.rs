@@ -5,18 +5,19 @@
 //! reading, written only when resharding); each shard's records are behind
 //! their own `Mutex`. Writers to different shards never wait for each other.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::Clock;
-use crate::config::{Limits, Retention};
+use crate::config::{DEFAULT_RECORD_KIB, Limits, MAX_RECORD_KIB, Retention};
 use crate::limits::ShardBuckets;
 use crate::protocol::ApiError;
+pub use crate::registry::{Registry, validate_stream_name};
 
 /// Largest hash key, 2^128 - 1.
 pub const MAX_HASH_KEY: u128 = u128::MAX;
@@ -217,7 +218,50 @@ pub struct Stream {
     seq: AtomicU64,
     /// Shards.
     pub shards: RwLock<ShardSet>,
+    /// `MaxRecordSizeInKiB`: the largest record (data + key) it takes.
+    max_record_kib: AtomicU32,
+    /// On-demand (scales by itself) rather than provisioned.
+    on_demand: AtomicBool,
+    /// Records and bytes offered (accepted or throttled) since the
+    /// on-demand scaler last looked.
+    pub(crate) demand_records: AtomicU64,
+    pub(crate) demand_bytes: AtomicU64,
+    /// Consecutive scaler windows near the limit.
+    pub(crate) hot_windows: AtomicU32,
     clock: Clock,
+}
+
+/// How a stream is created: shards, capacity mode, record size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// Open shards at creation.
+    pub shards: u32,
+    /// On-demand capacity mode.
+    pub on_demand: bool,
+    /// `MaxRecordSizeInKiB` (1024..=10240).
+    pub max_record_kib: u32,
+}
+
+impl StreamSpec {
+    /// A provisioned stream of `shards` shards with the default 1 MiB record limit.
+    pub fn provisioned(shards: u32) -> Self {
+        StreamSpec {
+            shards,
+            on_demand: false,
+            max_record_kib: DEFAULT_RECORD_KIB,
+        }
+    }
+}
+
+/// Checks a `MaxRecordSizeInKiB` value against the service's range.
+pub fn check_record_kib(kib: i64) -> Result<u32, ApiError> {
+    if (DEFAULT_RECORD_KIB as i64..=MAX_RECORD_KIB as i64).contains(&kib) {
+        Ok(kib as u32)
+    } else {
+        Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{kib}' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between {DEFAULT_RECORD_KIB} and {MAX_RECORD_KIB}"
+        )))
+    }
 }
 
 /// What happened to one record of a put.
@@ -262,9 +306,9 @@ impl PutEntry {
 }
 
 impl Stream {
-    fn new(
+    pub(crate) fn new(
         name: &str,
-        shards: u32,
+        spec: StreamSpec,
         region: &str,
         account: &str,
         incarnation: u64,
@@ -273,7 +317,7 @@ impl Stream {
     ) -> Self {
         let now = clock.now();
         let mut set = ShardSet::default();
-        for (i, (start, end)) in even_ranges(shards).into_iter().enumerate() {
+        for (i, (start, end)) in even_ranges(spec.shards).into_iter().enumerate() {
             let s = Arc::new(Shard {
                 id: shard_id(i as u32),
                 index: i as u32,
@@ -299,7 +343,41 @@ impl Stream {
             incarnation,
             seq: AtomicU64::new(1),
             shards: RwLock::new(set),
+            max_record_kib: AtomicU32::new(spec.max_record_kib),
+            on_demand: AtomicBool::new(spec.on_demand),
+            demand_records: AtomicU64::new(0),
+            demand_bytes: AtomicU64::new(0),
+            hot_windows: AtomicU32::new(0),
             clock,
+        }
+    }
+
+    /// `MaxRecordSizeInKiB`.
+    pub fn max_record_kib(&self) -> u32 {
+        self.max_record_kib.load(Ordering::Relaxed)
+    }
+
+    /// The largest record (data + partition key) in bytes.
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record_kib() as usize * 1024
+    }
+
+    /// Change `MaxRecordSizeInKiB` (UpdateMaxRecordSize).
+    pub fn set_max_record_kib(&self, kib: u32) {
+        self.max_record_kib.store(kib, Ordering::Relaxed);
+    }
+
+    /// Whether the stream is on-demand.
+    pub fn is_on_demand(&self) -> bool {
+        self.on_demand.load(Ordering::Relaxed)
+    }
+
+    /// `PROVISIONED` or `ON_DEMAND`.
+    pub fn mode_name(&self) -> &'static str {
+        if self.is_on_demand() {
+            "ON_DEMAND"
+        } else {
+            "PROVISIONED"
         }
     }
 
@@ -332,6 +410,8 @@ impl Stream {
             }
             let data = &mut cur.as_mut().expect("locked").1;
             let size = e.data.len() + e.partition_key.len();
+            self.demand_records.fetch_add(1, Ordering::Relaxed);
+            self.demand_bytes.fetch_add(size as u64, Ordering::Relaxed);
             if !data.buckets.try_take(limits, size, now) {
                 out.push(PutOutcome::Throttled {
                     shard: shard.clone(),
@@ -633,132 +713,6 @@ pub fn read_shard(
         next,
         millis_behind,
     }
-}
-
-/// All streams.
-#[derive(Debug)]
-pub struct Registry {
-    streams: RwLock<HashMap<String, Arc<Stream>>>,
-    incarnations: AtomicU64,
-    /// Region for ARNs.
-    pub region: String,
-    /// Account for ARNs and messages.
-    pub account: String,
-    /// The clock every stream runs on.
-    pub clock: Clock,
-}
-
-impl Registry {
-    /// Empty registry.
-    pub fn new(region: &str, account: &str) -> Self {
-        Registry {
-            streams: RwLock::new(HashMap::new()),
-            incarnations: AtomicU64::new(1),
-            region: region.to_string(),
-            account: account.to_string(),
-            clock: Clock::new(),
-        }
-    }
-
-    /// Create a stream (ACTIVE at once).
-    pub fn create(
-        &self,
-        name: &str,
-        shards: u32,
-        limits: &Limits,
-    ) -> Result<Arc<Stream>, ApiError> {
-        validate_stream_name(name)?;
-        if shards == 0 {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{shards}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
-            )));
-        }
-        if shards > limits.max_shards_per_stream {
-            return Err(ApiError::new(
-                400,
-                "LimitExceededException",
-                format!(
-                    "This request would exceed the shard limit for the account {}. Current shard limit is {}.",
-                    self.account, limits.max_shards_per_stream
-                ),
-            ));
-        }
-        let mut map = self.streams.write();
-        if map.contains_key(name) {
-            return Err(ApiError::new(
-                400,
-                "ResourceInUseException",
-                format!(
-                    "Stream {name} under account {} already exists.",
-                    self.account
-                ),
-            ));
-        }
-        let inc = self.incarnations.fetch_add(1, Ordering::Relaxed);
-        let s = Arc::new(Stream::new(
-            name,
-            shards,
-            &self.region,
-            &self.account,
-            inc,
-            limits,
-            self.clock,
-        ));
-        map.insert(name.to_string(), s.clone());
-        Ok(s)
-    }
-
-    /// Delete a stream.
-    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
-        match self.streams.write().remove(name) {
-            Some(_) => Ok(()),
-            None => Err(self.not_found(name)),
-        }
-    }
-
-    /// Look a stream up.
-    pub fn get(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
-        self.streams
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| self.not_found(name))
-    }
-
-    /// Look a stream up, without an error.
-    pub fn find(&self, name: &str) -> Option<Arc<Stream>> {
-        self.streams.read().get(name).cloned()
-    }
-
-    /// Stream names, sorted.
-    pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.streams.read().keys().cloned().collect();
-        v.sort();
-        v
-    }
-
-    /// The service's not-found error for a stream.
-    pub fn not_found(&self, name: &str) -> ApiError {
-        ApiError::not_found(format!(
-            "Stream {name} under account {} not found.",
-            self.account
-        ))
-    }
-}
-
-/// Stream names: 1..128 of `[a-zA-Z0-9_.-]`.
-pub fn validate_stream_name(name: &str) -> Result<(), ApiError> {
-    if name.is_empty()
-        || name.len() > 128
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-    {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{name}' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

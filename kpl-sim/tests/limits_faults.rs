@@ -58,9 +58,9 @@ async fn request_and_record_limits() {
     // Data over 1 MiB.
     let big = vec![entry("k", vec![0; MIB + 1], None)];
     assert_eq!(put_err_code(&c, "s", big).await, "ValidationException");
-    // Data + key over 1 MiB.
+    // Data + key over the stream's 1 MiB.
     let big = vec![entry("kk", vec![0; MIB - 1], None)];
-    assert_eq!(put_err_code(&c, "s", big).await, "InvalidArgumentException");
+    assert_eq!(put_err_code(&c, "s", big).await, "ValidationException");
     // Exactly 1 MiB of data + key is fine.
     let fits = vec![entry("k", vec![0; MIB - 1], None)];
     c.put_records()
@@ -69,10 +69,11 @@ async fn request_and_record_limits() {
         .send()
         .await
         .unwrap();
-    // Request over 5 MiB.
-    let heavy: Vec<_> = (0..6)
+    // Request over 10 MiB.
+    let mut heavy: Vec<_> = (0..10)
         .map(|i| entry(&i.to_string(), vec![0; MIB - 10], None))
         .collect();
+    heavy.push(entry("x", vec![0; 200], None));
     assert_eq!(
         put_err_code(&c, "s", heavy).await,
         "InvalidArgumentException"
@@ -134,11 +135,9 @@ async fn request_and_record_limits() {
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_resource_not_found_exception());
-    // Records up to 10 MiB when configured.
-    sim.set_limits(Limits {
-        max_record_bytes: 10 * MIB,
-        ..Limits::unlimited()
-    });
+    // Records up to 10 MiB when the stream allows them.
+    sim.set_limits(Limits::unlimited());
+    sim.set_max_record_size("s", 10240).unwrap();
     c.put_record()
         .stream_name("s")
         .partition_key("k")

@@ -198,6 +198,38 @@ static void test_roundtrip(void) {
     sim_stop(&s);
 }
 
+/* A stream named by its ARN, as the default stream and per record: the
+ * records reach the stream (requests carry StreamARN). */
+static void test_arn(void) {
+    sim s;
+    if (sim_start(&s, "arnc", 2, NULL, NULL) != 0) { g_failures++; return; }
+    reset_run();
+    const char *arn = "arn:aws:kinesis:us-east-1:000000000000:stream/arnc";
+    kpl_config *cfg = sim_config(&s, arn);
+    kpl_producer *p = NULL;
+    CHECK_CODE(kpl_producer_new(cfg, &p), KPL_OK);
+    kpl_config_free(cfg);
+    const int n = 300;
+    for (int i = 0; i < n && p; i++) {
+        uint8_t data[128];
+        char key[32];
+        size_t len = make_payload(i, data, sizeof data);
+        make_key(i, key, sizeof key);
+        CHECK_CODE(kpl_producer_put(p, i % 2 ? arn : NULL, key, NULL, data, len, 0, on_delivery,
+                                    (void *)(size_t)i),
+                   KPL_OK);
+    }
+    CHECK_CODE(kpl_producer_flush(p, 30000), KPL_OK);
+    check_reports(n, 1);
+    CHECK_CODE(kpl_producer_free(p, 10000), KPL_OK);
+    readback rb = {n, 0, 0, 0};
+    sim_read_stream(&s, "arnc", 2, on_kinesis_record, &rb);
+    CHECK(rb.bad == 0);
+    CHECK(rb.user_records == n);
+    printf("  arn: %d records put to %s, %ld read back from arnc\n", n, arn, rb.user_records);
+    sim_stop(&s);
+}
+
 /* Free with records in flight (slow endpoint): every callback has run when
  * free returns, all delivered. Then shutdown with a short timeout fails
  * the rest with SHUT_DOWN, each exactly once. */
@@ -497,6 +529,7 @@ typedef struct test {
 static const test TESTS[] = {
     {"misuse", test_misuse},
     {"roundtrip", test_roundtrip},
+    {"arn", test_arn},
     {"free_in_flight", test_free_in_flight},
     {"buffer_full", test_buffer_full},
     {"threads", test_threads},

@@ -21,7 +21,7 @@ let sim;
 let slow; // a separate simulator for latency faults
 
 before(async () => {
-  sim = await startSim(['intact:4', 'many:2', 'errors:1', 'flush:2', 'close:2', 'props:1', 'exit:1', 'mutate:1'], ['--unlimited']);
+  sim = await startSim(['intact:4', 'many:2', 'errors:1', 'flush:2', 'close:2', 'props:1', 'exit:1', 'mutate:1', 'byarn:2'], ['--unlimited']);
   slow = await startSim(['slow:1']);
 });
 after(() => {
@@ -94,6 +94,25 @@ describe('round trip', () => {
     const r = await producer.put({ partitionKey: 'p', data: 'e', explicitHashKey: 2n ** 127n, streamName: 'many' });
     assert.equal(r.shardId, 'shardId-000000000001');
     await producer.close();
+  });
+});
+
+describe('stream ARN', () => {
+  test('a stream named by its ARN, as the default and per record, gets the records', async () => {
+    const arn = 'arn:aws:kinesis:us-east-1:000000000000:stream/byarn';
+    const producer = await Producer.create(sim.options(arn, { recordMaxBufferedTime: 20 }));
+    const records = makeRecords(200, 'arn');
+    const results = await producer.putMany(records);
+    results.push(await producer.put({ partitionKey: 'named', data: 'by record', streamName: arn }));
+    await producer.close();
+    for (const r of results) assert.match(r.shardId, /^shardId-/);
+    const got = [];
+    for (const kr of await readStream(sim.endpoint, 'byarn')) {
+      for (const u of deaggregate(kr)) got.push(`${u.partitionKey}|${u.data.toString()}`);
+    }
+    const want = records.map((r) => `${r.partitionKey}|${r.data.toString()}`);
+    want.push('named|by record');
+    assert.deepEqual(got.sort(), want.sort());
   });
 });
 

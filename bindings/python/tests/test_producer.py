@@ -228,3 +228,17 @@ def test_settings_in_any_spelling_and_properties_file(sim: Sim, tmp_path: Any) -
     ) as producer:
         assert producer.stream == stream
         assert producer.put("p", b"q").result(timeout=10).shard_id
+
+
+def test_a_stream_named_by_its_arn(sim: Sim) -> None:
+    stream = sim.new_stream(2)
+    summary = sim.client.describe_stream_summary(StreamName=stream)
+    arn = summary["StreamDescriptionSummary"]["StreamARN"]
+    assert arn.startswith("arn:aws:kinesis:") and arn.endswith(f":stream/{stream}")
+    items = [(f"arn-{i}", f"value {i}".encode()) for i in range(200)]
+    with kpl.Producer(**sim.config(arn)) as producer:
+        futures = [producer.put(k, d) for k, d in items]
+        futures.append(producer.put("named", b"by record", stream=arn))
+        for f in futures:
+            assert f.result(timeout=30).shard_id.startswith("shardId-")
+    assert with_ours(sim.read_all(stream)) == expected(items + [("named", b"by record")])

@@ -22,10 +22,11 @@ use tokio::sync::mpsc;
 use super::accumulator::{Cell, StatSet};
 use super::hooks::Window;
 use super::names::{MetricsGranularity, Name};
+use crate::client::{fallback_region, sdk_config};
 use crate::config::Config;
 use crate::error::Error;
 use crate::pipeline::Shared;
-use crate::transport::{classify, fallback_region, sdk_config};
+use crate::transport::classify;
 
 /// CloudWatch's PutMetricData limits (API reference, 2023 on): at most
 /// 1,000 metrics and 1 MB per request. The payload is kept under a

@@ -10,6 +10,7 @@ use super::streams::StreamId;
 use super::{Engine, Pending, Timer};
 use crate::aggregation::KinesisRecord;
 use crate::error::{Error, ErrorKind};
+use crate::record_size;
 
 /// Least time between two releases of a rate-limited shard's queue: wait
 /// for a batch's worth of budget, not one record's (records released one by
@@ -36,13 +37,24 @@ impl Engine {
         self.route_in(id, p, now);
     }
 
-    fn route_in(&mut self, id: StreamId, p: Pending, now: Instant) {
+    fn route_in(&mut self, id: StreamId, mut p: Pending, now: Instant) {
         if now >= p.expiry {
             return self.resolution.expire(p, now);
         }
         let Some(stream) = self.streams.get_mut(id) else {
             unreachable!("stream_for returns a stream in the table");
         };
+        if let Some(limit) = stream.max_record_size
+            && let Some((err, attempt)) = record_size::over_stream_limit(
+                &p.record,
+                &p.stream,
+                limit,
+                now.saturating_duration_since(p.last_attempt_end),
+            )
+        {
+            p.attempts.push(attempt);
+            return self.resolution.fail(p, err, now);
+        }
         match stream.route_of(p.hash_key.0) {
             Route::Wait => stream.unrouted.push(p),
             Route::Plain => self.collect(

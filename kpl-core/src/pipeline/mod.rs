@@ -223,7 +223,11 @@ impl Engine {
     fn on_event(&mut self, event: Event, now: Instant) {
         match event {
             Event::Sent(c) => self.on_completion(c, now),
-            Event::Map { stream, result } => self.on_map(stream, result, now),
+            Event::Map {
+                stream,
+                result,
+                max_record_size,
+            } => self.on_map(stream, result, max_record_size, now),
         }
     }
 

@@ -14,6 +14,7 @@ use super::{Engine, Timer};
 use crate::codes::{Disposition, disposition_of};
 use crate::error::Error;
 use crate::kinesis::ShardInfo;
+use crate::record_size;
 use crate::shard_map::ShardMap;
 
 /// A stream that held nothing and was put nothing for this long leaves the
@@ -36,11 +37,16 @@ impl Engine {
         &mut self,
         id: StreamId,
         result: Result<Vec<ShardInfo>, Error>,
+        max_record_size: Result<usize, Error>,
         now: Instant,
     ) {
         let Some(stream) = self.streams.get_mut(id) else {
             return;
         };
+        // Before the records waiting for the map are routed: they are
+        // checked against the stream's limit.
+        stream.max_record_size =
+            record_size::learned(&stream.name, max_record_size, stream.max_record_size);
         let started = stream.map.load_ended(now);
         match result {
             Ok(shards) => self.on_map_loaded(id, shards, started, now),

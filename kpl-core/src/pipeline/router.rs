@@ -15,6 +15,7 @@ use crate::aggregation::{Aggregator, KinesisRecord};
 use crate::config::Config;
 use crate::kinesis::Entry;
 use crate::limiter::ShardLimiter;
+use crate::record_size;
 use crate::shard_map::ShardMap;
 
 /// A Kinesis record on its way, with the shard it was predicted for.
@@ -87,6 +88,8 @@ pub(crate) struct StreamState {
     pub in_flight: usize,
     /// When a record was last put to this stream.
     pub last_put: Instant,
+    /// The stream's record limit (`MaxRecordSizeInKiB`), once known.
+    pub max_record_size: Option<usize>,
 }
 
 impl StreamState {
@@ -99,7 +102,7 @@ impl StreamState {
             unrouted: Vec::new(),
             collector: Batcher::new(Collection::new(
                 config.collection_max_count,
-                config.collection_max_size,
+                record_size::request_cap(config),
             )),
             suspects: Vec::new(),
             held_since: None,
@@ -107,6 +110,7 @@ impl StreamState {
             request_backoff: Duration::ZERO,
             in_flight: 0,
             last_put: now,
+            max_record_size: None,
         }
     }
 
@@ -137,12 +141,13 @@ impl StreamState {
             limiters.insert(shard.id.clone(), shard.limiter);
         }
         let max_count = usize::try_from(config.aggregation_max_count).unwrap_or(usize::MAX);
+        let max_size = record_size::aggregate_cap(config, self.max_record_size);
         self.shard_index.clear();
         for (i, info) in map.shards().iter().enumerate() {
             self.shard_index.insert(info.id.clone(), i);
             self.shards.push(ShardState {
                 id: info.id.clone(),
-                container: Batcher::new(Aggregator::new(config.aggregation_max_size, max_count)),
+                container: Batcher::new(Aggregator::new(max_size, max_count)),
                 queue: VecDeque::new(),
                 drain_at: None,
                 limiter: limiters

@@ -21,6 +21,9 @@ pub(crate) enum Event {
     Map {
         stream: StreamId,
         result: Result<Vec<ShardInfo>, Error>,
+        /// The stream's record limit (DescribeStreamSummary's
+        /// `MaxRecordSizeInKiB`), read with the map.
+        max_record_size: Result<usize, Error>,
     },
 }
 
@@ -116,12 +119,10 @@ impl Sender {
             let entries = batch.iter().map(Outbound::entry).collect();
             let started = Instant::now();
             let call = AssertUnwindSafe(kinesis.put_records(&name, entries));
-            let result = call.catch_unwind().await.unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Unexpected,
-                    "the Kinesis client panicked in PutRecords",
-                ))
-            });
+            let result = call
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(panicked("PutRecords")));
             let ended = Instant::now();
             // The engine outlives every request it started.
             let _ = events.send(Event::Sent(Completion {
@@ -134,19 +135,31 @@ impl Sender {
         });
     }
 
-    /// Starts a ListShards for a stream.
+    /// Starts a ListShards for a stream, and with it a
+    /// DescribeStreamSummary for the stream's record limit.
     pub fn load_map(&self, id: StreamId, name: Arc<str>) {
         let kinesis = self.kinesis.clone();
         let events = self.events.clone();
         tokio::spawn(async move {
-            let call = AssertUnwindSafe(kinesis.list_shards(&name));
-            let result = call.catch_unwind().await.unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Unexpected,
-                    "the Kinesis client panicked in ListShards",
-                ))
+            let shards = AssertUnwindSafe(kinesis.list_shards(&name)).catch_unwind();
+            let summary = AssertUnwindSafe(kinesis.describe_stream_summary(&name)).catch_unwind();
+            let (result, summary) = tokio::join!(shards, summary);
+            let result = result.unwrap_or_else(|_| Err(panicked("ListShards")));
+            let max_record_size = summary
+                .unwrap_or_else(|_| Err(panicked("DescribeStreamSummary")))
+                .map(|s| s.max_record_size);
+            let _ = events.send(Event::Map {
+                stream: id,
+                result,
+                max_record_size,
             });
-            let _ = events.send(Event::Map { stream: id, result });
         });
     }
+}
+
+fn panicked(operation: &str) -> Error {
+    Error::new(
+        ErrorKind::Unexpected,
+        format!("the Kinesis client panicked in {operation}"),
+    )
 }

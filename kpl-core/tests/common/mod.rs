@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kpl_core::{Config, ConfigBuilder, Producer, PutResult};
+use kpl_core::{Config, ConfigBuilder, Producer, PutResult, UserRecord};
 use kpl_sim::{Faults, Sim, SimConfig};
 
 /// A simulator with the service's limits off and the given streams.
@@ -106,3 +106,49 @@ pub fn payload(i: usize) -> Bytes {
 }
 
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Every acknowledged record is in the stream where its result says;
+/// returns how many records the stream holds more than once.
+pub fn verify_acked(read: &[ReadRecord], acked: &[(String, Bytes, PutResult)]) -> usize {
+    let mut at: HashMap<(&str, &str, u64), &ReadRecord> = HashMap::new();
+    let mut copies: HashMap<&Bytes, usize> = HashMap::new();
+    for r in read {
+        at.insert((&r.shard_id, &r.sequence_number, r.sub_sequence_number), r);
+        *copies.entry(&r.data).or_default() += 1;
+    }
+    for (key, data, result) in acked {
+        let found = at
+            .get(&(
+                result.shard_id(),
+                result.sequence_number(),
+                result.sub_sequence_number(),
+            ))
+            .unwrap_or_else(|| panic!("acked record {key} is not where {result:?} says"));
+        assert_eq!((&found.partition_key, &found.data), (key, data));
+    }
+    copies.values().filter(|&&n| n > 1).count()
+}
+
+/// Puts `records`, flushes, and returns each delivered record with its
+/// result; panics naming a record that was not delivered.
+pub async fn deliver(
+    producer: &kpl_core::Producer,
+    records: Vec<UserRecord>,
+) -> Vec<(String, Bytes, PutResult)> {
+    let keys: Vec<_> = records
+        .iter()
+        .map(|r| (r.partition_key().to_owned(), r.data().clone()))
+        .collect();
+    let handles = producer.put_many(records).await;
+    // Everything is in: no need to wait out RecordMaxBufferedTime.
+    producer.flush().await.expect("flushed");
+    let mut out = Vec::new();
+    for ((key, data), handle) in keys.into_iter().zip(handles) {
+        let result = tokio::time::timeout(WAIT, handle.expect("accepted"))
+            .await
+            .expect("a result in time")
+            .unwrap_or_else(|e| panic!("{key} not delivered: {e}"));
+        out.push((key, data, result));
+    }
+    out
+}

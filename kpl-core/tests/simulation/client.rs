@@ -237,14 +237,15 @@ impl Kinesis for ModelClient {
         stream: &'a str,
     ) -> BoxFuture<'a, Result<StreamSummary, Error>> {
         Box::pin(async move {
-            let (arn, open) = self
+            let described = self
                 .model
                 .describe_stream_summary(stream)
                 .map_err(service_error)?;
             let mut summary = StreamSummary::default();
-            summary.stream_name = stream.to_owned();
-            summary.stream_arn = arn;
-            summary.open_shard_count = open;
+            summary.stream_name = described.stream_name;
+            summary.stream_arn = described.stream_arn;
+            summary.open_shard_count = described.open_shard_count;
+            summary.max_record_size = described.max_record_size_kib as usize * 1024;
             Ok(summary)
         })
     }

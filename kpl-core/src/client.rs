@@ -1,0 +1,134 @@
+//! The AWS SDK Kinesis client, as the producer makes it: region, endpoint,
+//! credentials, timeouts, TLS trust (`CaCertPath`) and proxy
+//! (`ProxyHost`..., or `HTTPS_PROXY`/`NO_PROXY`). Tools that talk to the
+//! same stream (create it, read it back) build theirs here too, so they
+//! reach it the same way.
+//!
+//! The SDK's own retries are off: the producer retries per shard and per
+//! error. A tool that wants them turns them back on:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kpl_core::Error> {
+//! use aws_config::retry::RetryConfig;
+//! let config = kpl_core::Config::builder().region("eu-west-1").build()?;
+//! let client = kpl_core::client::kinesis_client(&config).await?;
+//! let conf = client.config().to_builder().retry_config(RetryConfig::standard()).build();
+//! let client = aws_sdk_kinesis::Client::from_conf(conf);
+//! # let _ = client; Ok(()) }
+//! ```
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::Region;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_http_client::{Builder, Connector};
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::proxy;
+
+/// Region used for signing when an endpoint is set and no region is found:
+/// simulators accept any.
+const FALLBACK_REGION: &str = "us-east-1";
+
+/// The Kinesis client for `config`.
+pub async fn kinesis_client(config: &Config) -> Result<Client, Error> {
+    let sdk_config = sdk_config(config).await?;
+    let mut builder = aws_sdk_kinesis::config::Builder::from(&sdk_config);
+    let endpoint = config.endpoint_url();
+    if let Some(url) = &endpoint {
+        builder = builder.endpoint_url(url.clone());
+    }
+    if let Some(region) = fallback_region(&sdk_config, endpoint.as_deref())? {
+        builder = builder.region(region);
+    }
+    Ok(Client::from_conf(builder.build()))
+}
+
+/// The SDK settings every client of the producer shares (Kinesis and
+/// CloudWatch): region, credentials (static, or aws-config's default
+/// chain), timeouts, TLS trust, proxy, SDK retries off.
+pub(crate) async fn sdk_config(config: &Config) -> Result<aws_config::SdkConfig, Error> {
+    let mut trust = TrustStore::default();
+    if let Some(path) = &config.ca_cert_path {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("CaCertPath {}: cannot read it: {e}", path.display()),
+            )
+        })?;
+        trust = trust.with_pem_certificate(pem);
+    }
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("CaCertPath: cannot use the certificates: {e}"),
+            )
+        })?;
+    let provider = tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring);
+    let http_client = match proxy::proxy_config(config)? {
+        None => Builder::new()
+            .tls_provider(provider)
+            .tls_context(tls_context)
+            .build_https(),
+        // `Builder` has no proxy setting; its connector does.
+        Some(proxy) => Builder::new().build_with_connector_fn(move |settings, components| {
+            let mut connector = Connector::builder();
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector
+                .proxy_config(proxy.clone())
+                .tls_provider(provider.clone())
+                .tls_context(tls_context.clone())
+                .build()
+        }),
+    };
+
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(config.connect_timeout)
+                .operation_attempt_timeout(config.request_timeout)
+                .build(),
+        );
+    if let Some(region) = &config.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(creds) = &config.credentials {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            creds.access_key_id.clone(),
+            creds.secret_access_key.clone(),
+            creds.session_token.clone(),
+            None,
+            "kpl-static",
+        ));
+    }
+    Ok(loader.load().await)
+}
+
+/// The region to sign with when none is configured: an error without an
+/// endpoint, else one any simulator accepts.
+pub(crate) fn fallback_region(
+    sdk_config: &aws_config::SdkConfig,
+    endpoint: Option<&str>,
+) -> Result<Option<Region>, Error> {
+    if sdk_config.region().is_some() {
+        return Ok(None);
+    }
+    if endpoint.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            "no AWS region: set Region, or AWS_REGION in the environment, or a profile's region",
+        ));
+    }
+    Ok(Some(Region::new(FALLBACK_REGION)))
+}
