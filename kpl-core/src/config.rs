@@ -57,6 +57,11 @@ pub struct Config {
     pub rate_limit: u64,
     /// Fail throttled records at once instead of retrying (`FailIfThrottled`, false).
     pub fail_if_throttled: bool,
+    /// Keep put order per partition key (and per explicit hash key) in the
+    /// stream through throttling, retries, timeouts and reshards
+    /// (`StrictOrdering`, false): a key has at most one Kinesis record in
+    /// flight at a time, and a record sent again goes before newer ones.
+    pub strict_ordering: bool,
     /// Most PutRecords requests in flight (`MaxConnections`, 24; 1..=256).
     pub max_connections: usize,
     /// AWS region (`Region`); `None`: from the environment or instance metadata.
@@ -160,6 +165,7 @@ impl Default for Config {
             record_ttl: Duration::from_millis(30_000),
             rate_limit: 150,
             fail_if_throttled: false,
+            strict_ordering: false,
             max_connections: 24,
             region: None,
             kinesis_endpoint: None,
@@ -268,6 +274,7 @@ impl Config {
             ("RecordTtl", ms(self.record_ttl)),
             ("RateLimit", self.rate_limit.to_string()),
             ("FailIfThrottled", self.fail_if_throttled.to_string()),
+            ("StrictOrdering", self.strict_ordering.to_string()),
             ("MaxConnections", self.max_connections.to_string()),
             ("Region", opt(&self.region)),
             ("KinesisEndpoint", opt(&self.kinesis_endpoint)),
@@ -438,6 +445,7 @@ impl ConfigBuilder {
             "RecordTtl" => c.record_ttl = parse_millis(name, value, 100, i64::MAX as u64)?,
             "RateLimit" => c.rate_limit = parse_int(name, value, 1, i64::MAX as u64)?,
             "FailIfThrottled" => c.fail_if_throttled = parse_bool(name, value)?,
+            "StrictOrdering" => c.strict_ordering = parse_bool(name, value)?,
             "MaxConnections" => c.max_connections = parse_int(name, value, 1, 256)? as usize,
             "Region" => c.region = non_empty(value),
             "KinesisEndpoint" => c.kinesis_endpoint = non_empty(value),
@@ -609,6 +617,23 @@ impl ConfigBuilder {
     /// Fail throttled records at once instead of retrying.
     pub fn fail_if_throttled(mut self, fail: bool) -> Self {
         self.config.fail_if_throttled = fail;
+        self
+    }
+
+    /// Keep put order per partition key (and explicit hash key) in the
+    /// stream, whatever is throttled, retried, timed out or resharded
+    /// (`StrictOrdering`). It costs throughput: a key has at most one
+    /// Kinesis record in flight at a time.
+    ///
+    /// ```
+    /// let config = kpl_core::Config::builder()
+    ///     .strict_ordering(true)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(config.strict_ordering);
+    /// ```
+    pub fn strict_ordering(mut self, strict: bool) -> Self {
+        self.config.strict_ordering = strict;
         self
     }
 
@@ -865,6 +890,7 @@ const NAMES: &[&str] = &[
     "RecordTtl",
     "RateLimit",
     "FailIfThrottled",
+    "StrictOrdering",
     "MaxConnections",
     "Region",
     "KinesisEndpoint",

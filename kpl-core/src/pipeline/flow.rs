@@ -55,8 +55,18 @@ impl Engine {
             p.attempts.push(attempt);
             return self.resolution.fail(p, err, now);
         }
+        if p.gated.is_some() {
+            // Out under StrictOrdering: back to its shard's head.
+            stream.resend.push(p);
+            return self.resending.push(id);
+        }
         match stream.route_of(p.hash_key.0) {
             Route::Wait => stream.unrouted.push(p),
+            // Records sent plain pass no gate: under StrictOrdering they
+            // wait for a map (ListShards is retried; their TTL still runs).
+            Route::Plain if self.config.strict_ordering && stream.map.map().is_none() => {
+                stream.unrouted.push(p)
+            }
             Route::Plain => self.collect(
                 id,
                 Outbound {
@@ -152,11 +162,13 @@ impl Engine {
 
     /// Moves what the shard's budget allows from its queue to the collector.
     pub(super) fn drain_shard(&mut self, id: StreamId, shard: usize, now: Instant) {
+        if self.config.strict_ordering {
+            return self.drain_in_order(id, shard, now);
+        }
         loop {
             let Some(stream) = self.streams.get_mut(id) else {
                 return;
             };
-            let map_version = stream.map.version;
             let state = &mut stream.shards[shard];
             let Some(front) = state.queue.front() else {
                 return;
@@ -174,20 +186,27 @@ impl Engine {
                         now,
                     );
                 }
-                Err(wait) => {
-                    let at = now + wait.max(MIN_DRAIN_WAIT);
-                    if state.drain_at.is_none_or(|d| at < d) {
-                        state.drain_at = Some(at);
-                        let timer = Timer::Drain {
-                            stream: id,
-                            shard,
-                            map_version,
-                        };
-                        self.timers.set(at, timer);
-                    }
-                    return;
-                }
+                Err(wait) => return self.drain_later(id, shard, wait, now),
             }
+        }
+    }
+
+    /// Drains the shard again after `wait` (at least `MIN_DRAIN_WAIT`).
+    pub(super) fn drain_later(&mut self, id: StreamId, shard: usize, wait: Duration, now: Instant) {
+        let Some(stream) = self.streams.get_mut(id) else {
+            return;
+        };
+        let map_version = stream.map.version;
+        let state = &mut stream.shards[shard];
+        let at = now + wait.max(MIN_DRAIN_WAIT);
+        if state.drain_at.is_none_or(|d| at < d) {
+            state.drain_at = Some(at);
+            let timer = Timer::Drain {
+                stream: id,
+                shard,
+                map_version,
+            };
+            self.timers.set(at, timer);
         }
     }
 

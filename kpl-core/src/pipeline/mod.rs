@@ -18,6 +18,7 @@ mod batcher;
 mod completion;
 mod flow;
 mod maps;
+mod ordering;
 mod pending;
 mod reshard;
 mod resolution;
@@ -118,6 +119,9 @@ pub(crate) struct Engine {
     timers: Timers<Timer>,
     sender: Sender,
     resolution: Resolution,
+    /// Streams with records to put back at their shards' heads
+    /// (`StrictOrdering`; see `flow::settle_order`).
+    resending: Vec<StreamId>,
     rng: SmallRng,
     aborting: bool,
     closing: bool,
@@ -145,6 +149,7 @@ impl Engine {
             events,
             streams: Streams::new(),
             timers: Timers::new(),
+            resending: Vec::new(),
             rng,
             aborting: false,
             closing: false,
@@ -169,6 +174,7 @@ impl Engine {
             }
             self.take_ready(now);
             self.fire_due_timers(now);
+            self.settle_order(now);
             self.sender.start(&mut self.streams);
             let shared = self.resolution.shared();
             shared.streams.store(self.streams.len() as u64, Relaxed);

@@ -96,6 +96,10 @@ pub(crate) struct Pending {
     pub last_attempt_end: Instant,
     pub attempts: Vec<Attempt>,
     pub epoch: u64,
+    /// Under `StrictOrdering`: the stream whose gate counts this record
+    /// out (`ordering`), from when it leaves its shard's queue until it is
+    /// resolved or put back.
+    pub gated: Option<super::streams::StreamId>,
     pub reply: Reply,
 }
 

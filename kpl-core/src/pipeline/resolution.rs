@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::pending::Pending;
+use super::streams::StreamId;
 use crate::aggregation::KinesisRecord;
 use crate::error::{Error, ErrorKind};
 use crate::metrics::Hooks;
@@ -28,6 +29,9 @@ pub(crate) struct Resolution {
     flushed_epoch: u64,
     /// The CloudWatch metrics' per-window statistics (`metrics::hooks`).
     hooks: Hooks,
+    /// Resolved records a stream's ordering gate counted out: their keys
+    /// are given back at the end of the engine's turn.
+    ungated: Vec<(StreamId, u128)>,
 }
 
 impl Resolution {
@@ -40,6 +44,7 @@ impl Resolution {
             epoch_base: 0,
             waiters: Vec::new(),
             flushed_epoch: 0,
+            ungated: Vec::new(),
         }
     }
 
@@ -131,6 +136,7 @@ impl Resolution {
                 attempts,
             };
             self.settle_record(p.epoch);
+            self.ungate(&p);
             p.reply.send(Ok(result));
         }
         self.settle_epochs();
@@ -159,6 +165,7 @@ impl Resolution {
             .user_records_done(false, 1, buffering, buffering);
         self.release_buffer(1, size);
         self.settle_record(p.epoch);
+        self.ungate(&p);
         let err = err.with_record(p.record).with_attempts(p.attempts);
         p.reply.send(Err(err));
         self.settle_epochs();
@@ -168,6 +175,17 @@ impl Resolution {
     pub fn refuse(&mut self, p: Pending, err: Error) {
         self.release_buffer(1, p.record.size());
         p.reply.send(Err(err.with_record(p.record)));
+    }
+
+    fn ungate(&mut self, p: &Pending) {
+        if let Some(id) = p.gated {
+            self.ungated.push((id, p.hash_key.0));
+        }
+    }
+
+    /// The keys of resolved records that were out (`ordering`).
+    pub fn take_ungated(&mut self) -> Vec<(StreamId, u128)> {
+        std::mem::take(&mut self.ungated)
     }
 
     fn settle_record(&mut self, epoch: u64) {

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::batcher::{Batcher, Collection, HasSize};
 use super::maps::{MapLifecycle, MapState};
+use super::ordering::Gate;
 use super::pending::Pending;
 use crate::aggregation::{Aggregator, KinesisRecord};
 use crate::config::Config;
@@ -90,6 +91,11 @@ pub(crate) struct StreamState {
     pub last_put: Instant,
     /// The stream's record limit (`MaxRecordSizeInKiB`), once known.
     pub max_record_size: Option<usize>,
+    /// `StrictOrdering`: the keys with a record out (`ordering`).
+    pub gate: Gate,
+    /// `StrictOrdering`: records that were out, to be put back at the head
+    /// of their shards' queues at the end of the engine's turn.
+    pub resend: Vec<Pending>,
 }
 
 impl StreamState {
@@ -111,6 +117,8 @@ impl StreamState {
             in_flight: 0,
             last_put: now,
             max_record_size: None,
+            gate: Gate::default(),
+            resend: Vec::new(),
         }
     }
 
@@ -132,22 +140,21 @@ impl StreamState {
         let mut rerouted = std::mem::take(&mut self.unrouted);
         let mut limiters: HashMap<Arc<str>, ShardLimiter> = HashMap::new();
         for mut shard in self.shards.drain(..) {
-            if let Some(kr) = shard.container.release() {
+            // The queue holds older records than the container: put order.
+            for kr in shard.queue.drain(..) {
                 rerouted.extend(kr.records);
             }
-            for kr in shard.queue.drain(..) {
+            if let Some(kr) = shard.container.release() {
                 rerouted.extend(kr.records);
             }
             limiters.insert(shard.id.clone(), shard.limiter);
         }
-        let max_count = usize::try_from(config.aggregation_max_count).unwrap_or(usize::MAX);
-        let max_size = record_size::aggregate_cap(config, self.max_record_size);
         self.shard_index.clear();
         for (i, info) in map.shards().iter().enumerate() {
             self.shard_index.insert(info.id.clone(), i);
             self.shards.push(ShardState {
                 id: info.id.clone(),
-                container: Batcher::new(Aggregator::new(max_size, max_count)),
+                container: Batcher::new(self.aggregator(config)),
                 queue: VecDeque::new(),
                 drain_at: None,
                 limiter: limiters
@@ -159,9 +166,19 @@ impl StreamState {
         rerouted
     }
 
+    /// An empty aggregate for this stream's shards.
+    pub fn aggregator(&self, config: &Config) -> Aggregator<Pending> {
+        let max_count = usize::try_from(config.aggregation_max_count).unwrap_or(usize::MAX);
+        Aggregator::new(
+            record_size::aggregate_cap(config, self.max_record_size),
+            max_count,
+        )
+    }
+
     /// Takes every user record the stream holds that is not in flight.
     pub fn take_all(&mut self) -> Vec<Pending> {
         let mut all = std::mem::take(&mut self.unrouted);
+        all.append(&mut self.resend);
         for shard in &mut self.shards {
             if let Some(kr) = shard.container.release() {
                 all.extend(kr.records);
@@ -187,6 +204,8 @@ impl StreamState {
     pub fn is_empty(&self) -> bool {
         self.in_flight == 0
             && self.unrouted.is_empty()
+            && self.resend.is_empty()
+            && self.gate.is_empty()
             && self.suspects.is_empty()
             && self.held.is_empty()
             && self.collector.batch().items().is_empty()

@@ -67,6 +67,7 @@ impl Producer {
             last_attempt_end: now,
             attempts: Vec::new(),
             epoch: 0,
+            gated: None,
             reply: a.reply,
         }
     }

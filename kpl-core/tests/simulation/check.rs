@@ -50,6 +50,8 @@ pub struct Report {
     pub records: u64,
     pub delivered: u64,
     pub duplicates: u64,
+    /// First occurrences out of put order per key (`order`).
+    pub inversions: u64,
     pub simulated: Duration,
     pub violations: Vec<String>,
 }
@@ -196,6 +198,17 @@ fn check_results(run: &Run<'_>, report: &mut Report) {
             }
         }
     }
+    for (stream, shards) in &stored {
+        if !run.deleted.contains(stream) {
+            report.inversions += crate::order::inversions(shards);
+        }
+    }
+    if run.plan.strict_ordering && report.inversions > 0 {
+        v.push(format!(
+            "{} records out of put order for their key with StrictOrdering",
+            report.inversions
+        ));
+    }
     report.duplicates = seen.values().map(|&n| u64::from(n.saturating_sub(1))).sum();
     if report.duplicates > 0 && run.plan.faults.timeout_after_store == 0.0 {
         v.push(format!(
@@ -276,7 +289,7 @@ fn check_position(
     }
 }
 
-fn id_of(data: &[u8]) -> u64 {
+pub fn id_of(data: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     let n = data.len().min(8);
     bytes[..n].copy_from_slice(&data[..n]);

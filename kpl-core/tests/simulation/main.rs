@@ -11,6 +11,8 @@
 
 mod check;
 mod client;
+mod order;
+mod ordering;
 mod plan;
 mod regressions;
 mod run;
@@ -34,12 +36,16 @@ struct Totals {
     records: AtomicU64,
     delivered: AtomicU64,
     duplicates: AtomicU64,
+    /// Inversions of first occurrences per key, in runs without and with
+    /// StrictOrdering (the latter must be 0).
+    inversions: [AtomicU64; 2],
     simulated_ms: AtomicU64,
     failures: Mutex<Vec<(u64, Vec<String>)>>,
 }
 
 impl Totals {
-    fn add(&self, seed: u64, report: check::Report) {
+    fn add(&self, seed: u64, strict: bool, report: check::Report) {
+        self.inversions[usize::from(strict)].fetch_add(report.inversions, Ordering::Relaxed);
         self.runs.fetch_add(1, Ordering::Relaxed);
         self.records.fetch_add(report.records, Ordering::Relaxed);
         self.delivered
@@ -90,7 +96,7 @@ fn seeded_runs_keep_every_invariant() {
                     let Some(&seed) = seeds.get(i) else { break };
                     *slot.lock().unwrap() = Some((seed, Instant::now()));
                     let plan = Plan::new(seed);
-                    totals.add(seed, run::run(&plan));
+                    totals.add(seed, plan.strict_ordering, run::run(&plan));
                     *slot.lock().unwrap() = None;
                 }
             });
@@ -122,6 +128,11 @@ fn seeded_runs_keep_every_invariant() {
     let hours =
         Duration::from_millis(totals.simulated_ms.load(Ordering::Relaxed)).as_secs_f64() / 3600.0;
     let failures = totals.failures.into_inner().unwrap();
+    println!(
+        "first occurrences out of put order per key: {} without StrictOrdering, {} with",
+        totals.inversions[0].load(Ordering::Relaxed),
+        totals.inversions[1].load(Ordering::Relaxed)
+    );
     println!(
         "{} runs, {:.0} simulated hours, {} records ({} delivered, {} duplicates read back) in {:.1} s: {}",
         totals.runs.load(Ordering::Relaxed),

@@ -137,6 +137,7 @@ fn config(plan: &Plan) -> Config {
         .stream(plan.streams[0].0.clone())
         .random_seed(plan.seed)
         .aggregation_enabled(plan.aggregation)
+        .strict_ordering(plan.strict_ordering)
         .record_max_buffered_time(plan.max_buffered_time)
         .record_ttl(plan.ttl)
         .shard_map_refresh_interval(plan.refresh)
