@@ -51,6 +51,8 @@ export interface ProducerOptions {
   recordTtl?: number;
   rateLimit?: number;
   failIfThrottled?: boolean;
+  /** Keep put order per partition key (and explicit hash key) in the stream. */
+  strictOrdering?: boolean;
   maxConnections?: number;
   verifyCertificate?: boolean;
   caCertPath?: string;

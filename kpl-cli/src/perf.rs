@@ -168,6 +168,9 @@ struct Report {
     /// Delivered user records/s per shard, over the whole run.
     per_shard_records_per_sec: std::collections::BTreeMap<String, f64>,
     verified: Option<bool>,
+    /// Records read back whose first occurrence comes after that of a
+    /// record of their key put later (`StrictOrdering` makes it 0).
+    out_of_order: Option<u64>,
     /// MetricsLevel and MetricsGranularity of the run.
     metrics: String,
     /// CloudWatch datums uploaded during the run.
@@ -361,7 +364,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
     // Shut down: no callback runs any more, so the results are ours alone.
     let results = std::mem::take(&mut *results.lock());
 
-    let verified = if verify {
+    let (verified, out_of_order) = if verify {
         let client = match &sim {
             Some(sim) => kpl_readback::client(&sim.endpoint()),
             None => sdk_client(&config_for_read).await?,
@@ -369,9 +372,10 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         if !args.json {
             eprintln!("verifying: reading {} back...", args.stream);
         }
-        Some(check_stream(&client, &args, run_id, &results).await?)
+        let (ok, out_of_order) = check_stream(&client, &args, run_id, &results).await?;
+        (Some(ok), Some(out_of_order))
     } else {
-        None
+        (None, None)
     };
 
     let latency = results.latency_us.as_ref().expect("histogram");
@@ -401,6 +405,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         cpu_seconds: cpu.as_secs_f64(),
         per_shard_records_per_sec: per_shard_rates(&results, elapsed),
         verified,
+        out_of_order,
         metrics: metrics_setting,
         metrics_datums_uploaded: metrics.metrics_datums_uploaded,
     };
@@ -463,23 +468,25 @@ fn spawn_progress(
 /// Reads the stream back: every record of this run present once with its
 /// content, at the shard, sequence number and sub-sequence number its
 /// result named, and no aggregate outside its shard (the reader checks
-/// that with the KCL's rule).
+/// that with the KCL's rule). Also counts the records out of put order.
 async fn check_stream(
     client: &aws_sdk_kinesis::Client,
     args: &PerfArgs,
     run_id: u32,
     results: &Results,
-) -> Result<bool, String> {
+) -> Result<(bool, u64), String> {
     let read = kpl_readback::read_stream(client, &args.stream).await?;
     let prefix = format!("{run_id:08x}");
-    let mut seen = vec![0u8; args.records as usize];
-    let mut problems = Vec::new();
-    for r in &read {
-        let Some(index) = std::str::from_utf8(&r.data[..r.data.len().min(PAYLOAD_HEADER)])
+    let index_of = |r: &kpl_readback::ReadRecord| {
+        std::str::from_utf8(&r.data[..r.data.len().min(PAYLOAD_HEADER)])
             .ok()
             .filter(|h| h.starts_with(&prefix))
             .and_then(|h| u64::from_str_radix(&h[8..], 16).ok())
-        else {
+    };
+    let mut seen = vec![0u8; args.records as usize];
+    let mut problems = Vec::new();
+    for r in &read {
+        let Some(index) = index_of(r) else {
             continue; // another run's record
         };
         let i = index as usize;
@@ -526,7 +533,7 @@ async fn check_stream(
             eprintln!("  {p}");
         }
     }
-    Ok(ok)
+    Ok((ok, kpl_readback::out_of_order(&read, index_of)))
 }
 
 fn per_shard_rates(
@@ -610,7 +617,9 @@ fn print_report(report: &Report, results: &Results, json: bool) {
         Some(true) => {
             let _ = writeln!(
                 out,
-                "verified: every acknowledged record is in the stream, intact, where its result says"
+                "verified: every acknowledged record is in the stream, intact, where its result says; \
+                 {} out of put order for their key",
+                report.out_of_order.unwrap_or(0)
             );
         }
         Some(false) => {

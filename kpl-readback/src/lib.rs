@@ -79,6 +79,50 @@ pub async fn read_stream(client: &Client, stream: &str) -> Result<Vec<ReadRecord
     read(client, stream, false).await.map(|r| r.records)
 }
 
+/// Records whose first occurrence comes after the first occurrence of a
+/// record of the same key put later: what `StrictOrdering` rules out. The
+/// key is the explicit hash key, or else the partition key; `put_index`
+/// gives a record's place in put order (`None`: not one of the records
+/// counted). `read` is as [`read_stream`] returns it; shards are taken in
+/// the order of their ids, which puts every parent before its children.
+///
+/// ```
+/// # use kpl_readback::{ReadRecord, out_of_order};
+/// let record = |key: &str, i: u8| ReadRecord {
+///     shard_id: "shardId-000000000000".into(),
+///     sequence_number: i.to_string(),
+///     sub_sequence_number: 0,
+///     aggregated: false,
+///     partition_key: key.into(),
+///     explicit_hash_key: None,
+///     data: vec![i].into(),
+/// };
+/// let read = [record("a", 0), record("b", 2), record("a", 3), record("a", 1)];
+/// assert_eq!(out_of_order(&read, |r| Some(u64::from(r.data[0]))), 1);
+/// ```
+pub fn out_of_order(read: &[ReadRecord], put_index: impl Fn(&ReadRecord) -> Option<u64>) -> u64 {
+    let mut order: Vec<&ReadRecord> = read.iter().collect();
+    // Stable: stream order within a shard stays.
+    order.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
+    let mut seen = std::collections::HashSet::new();
+    let mut latest: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut inversions = 0;
+    for r in order {
+        let Some(i) = put_index(r) else { continue };
+        if !seen.insert(i) {
+            continue;
+        }
+        let key = r.explicit_hash_key.as_deref().unwrap_or(&r.partition_key);
+        let latest = latest.entry(key).or_insert(i);
+        if i < *latest {
+            inversions += 1;
+        } else {
+            *latest = i;
+        }
+    }
+    inversions
+}
+
 /// What a KCL consumer gets from a stream.
 #[derive(Debug, Clone, Default)]
 pub struct KclView {

@@ -199,13 +199,15 @@ static void test_roundtrip(void) {
 }
 
 /* A stream named by its ARN, as the default stream and per record: the
- * records reach the stream (requests carry StreamARN). */
+ * records reach the stream (requests carry StreamARN). With StrictOrdering
+ * on, which C reaches by name too. */
 static void test_arn(void) {
     sim s;
     if (sim_start(&s, "arnc", 2, NULL, NULL) != 0) { g_failures++; return; }
     reset_run();
     const char *arn = "arn:aws:kinesis:us-east-1:000000000000:stream/arnc";
     kpl_config *cfg = sim_config(&s, arn);
+    CHECK_CODE(kpl_config_set(cfg, "StrictOrdering", "true"), KPL_OK);
     kpl_producer *p = NULL;
     CHECK_CODE(kpl_producer_new(cfg, &p), KPL_OK);
     kpl_config_free(cfg);
@@ -427,6 +429,7 @@ static void test_misuse(void) {
     CHECK(strstr(kpl_last_error_message(), "NoSuchSetting") != NULL);
     CHECK_CODE(kpl_config_set(cfg, "RecordMaxBufferedTime", "soon"), KPL_ERR_INVALID_CONFIG);
     CHECK_CODE(kpl_config_set(cfg, "CollectionMaxCount", "501"), KPL_ERR_INVALID_CONFIG);
+    CHECK_CODE(kpl_config_set(cfg, "StrictOrdering", "sometimes"), KPL_ERR_INVALID_CONFIG);
     CHECK_CODE(kpl_config_set(cfg, NULL, "1"), KPL_ERR_INVALID_ARGUMENT);
     CHECK_CODE(kpl_config_set(cfg, "Region", NULL), KPL_ERR_INVALID_ARGUMENT);
     CHECK_CODE(kpl_config_set(cfg, "Region", "\xff\xfe"), KPL_ERR_INVALID_ARGUMENT);

@@ -140,6 +140,17 @@ describe('promises', () => {
     await producer.close();
   });
 
+  test('strictOrdering reaches kpl-core: each key\'s records land in put order', async () => {
+    const producer = await Producer.create(sim.options('many', { strictOrdering: true, aggregationEnabled: false }));
+    const results = await producer.putMany(Array.from({ length: 300 }, (_, i) => ({ partitionKey: `s${i % 5}`, data: `${i}` })));
+    await producer.close();
+    for (let key = 0; key < 5; key++) {
+      const seqs = results.filter((_, i) => i % 5 === key).map((r) => BigInt(r.sequenceNumber));
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    assert.throws(() => new Producer({ strictOrdering: 'sometimes' }), (e) => e instanceof ConfigError && /StrictOrdering/.test(e.message));
+  });
+
   test('put() calls of one turn go over together; flush() right after them covers them', async () => {
     const producer = await Producer.create(sim.options('many', { recordMaxBufferedTime: 60_000 }));
     let settled = 0;

@@ -230,6 +230,24 @@ def test_settings_in_any_spelling_and_properties_file(sim: Sim, tmp_path: Any) -
         assert producer.put("p", b"q").result(timeout=10).shard_id
 
 
+def test_strict_ordering_by_its_python_name(sim: Sim) -> None:
+    # StrictOrdering reaches kpl-core; each key's records land in put order.
+    stream = sim.new_stream(2)
+    settings = sim.config(stream, strict_ordering=True, aggregation_enabled=False)
+    with kpl.Producer(**settings) as producer:
+        futures = [producer.put(f"k{i % 5}", str(i).encode()) for i in range(300)]
+        results = [f.result(timeout=30) for f in futures]
+    for key in range(5):
+        seqs = [int(r.sequence_number) for r in results[key::5]]
+        assert seqs == sorted(seqs)
+    try:
+        kpl.Producer(**sim.config(stream, strict_ordering="sometimes"))
+    except kpl.ConfigError as e:
+        assert "StrictOrdering" in str(e)
+    else:
+        raise AssertionError("StrictOrdering=sometimes was accepted")
+
+
 def test_a_stream_named_by_its_arn(sim: Sim) -> None:
     stream = sim.new_stream(2)
     summary = sim.client.describe_stream_summary(StreamName=stream)

@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::Engine;
 use super::pending::Pending;
 use super::router::{Outbound, Route, single};
 use super::streams::StreamId;
-use super::Engine;
 use crate::aggregation::KinesisRecord;
 
 /// Most records a shard queue's scan looks past when their keys are out:
