@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kpl_core::aggregation::Deaggregator;
+use kpl_core::aggregation::{DeaggregatedRecord, Deaggregator};
 use kpl_core::{ErrorKind, Producer};
 use kpl_sim::Model;
 
@@ -232,21 +232,29 @@ fn stored_records(run: &Run<'_>) -> HashMap<usize, Vec<kpl_sim::StoredShard>> {
 /// shard's range dropped whole, as the KCL does).
 fn read_like_the_kcl(shards: &[kpl_sim::StoredShard], seen: &mut HashMap<u64, u32>) {
     for shard in shards {
-        let reader =
-            Deaggregator::new().shard_range(shard.starting_hash_key, shard.ending_hash_key);
-        for r in &shard.records {
-            let Ok(users) = reader.deaggregate(
-                &r.partition_key,
-                r.explicit_hash_key.as_deref(),
-                r.data.clone(),
-            ) else {
-                continue;
-            };
-            for u in users {
-                *seen.entry(id_of(&u.data)).or_default() += 1;
-            }
+        for u in kcl_records(shard) {
+            *seen.entry(id_of(&u.data)).or_default() += 1;
         }
     }
+}
+
+/// The user records a KCL reader gets from one shard, in stream order.
+pub fn kcl_records(shard: &kpl_sim::StoredShard) -> Vec<DeaggregatedRecord> {
+    let reader = Deaggregator::new().shard_range(shard.starting_hash_key, shard.ending_hash_key);
+    shard
+        .records
+        .iter()
+        .filter_map(|r| {
+            reader
+                .deaggregate(
+                    &r.partition_key,
+                    r.explicit_hash_key.as_deref(),
+                    r.data.clone(),
+                )
+                .ok()
+        })
+        .flatten()
+        .collect()
 }
 
 /// An acked record is where its result says, with its own bytes.

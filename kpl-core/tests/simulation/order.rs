@@ -7,10 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kpl_core::aggregation::Deaggregator;
 use kpl_sim::StoredShard;
 
-use crate::check::id_of;
+use crate::check::{id_of, kcl_records};
 
 /// Inversions of first occurrences per key in one stream's shards. The
 /// key is the partition key, or the explicit hash key when there is one.
@@ -22,30 +21,17 @@ pub fn inversions(shards: &[StoredShard]) -> u64 {
     let mut seen = HashSet::new();
     let mut latest: HashMap<String, u64> = HashMap::new();
     let mut inversions = 0;
-    for shard in shards {
-        let reader =
-            Deaggregator::new().shard_range(shard.starting_hash_key, shard.ending_hash_key);
-        for r in &shard.records {
-            let Ok(users) = reader.deaggregate(
-                &r.partition_key,
-                r.explicit_hash_key.as_deref(),
-                r.data.clone(),
-            ) else {
-                continue;
-            };
-            for u in users {
-                let id = id_of(&u.data);
-                if !seen.insert(id) {
-                    continue;
-                }
-                let key = u.explicit_hash_key.unwrap_or(u.partition_key);
-                let max = latest.entry(key).or_insert(id);
-                if id < *max {
-                    inversions += 1;
-                } else {
-                    *max = id;
-                }
-            }
+    for u in shards.into_iter().flat_map(kcl_records) {
+        let id = id_of(&u.data);
+        if !seen.insert(id) {
+            continue;
+        }
+        let key = u.explicit_hash_key.unwrap_or(u.partition_key);
+        let max = latest.entry(key).or_insert(id);
+        if id < *max {
+            inversions += 1;
+        } else {
+            *max = id;
         }
     }
     inversions

@@ -53,6 +53,10 @@ impl Load {
 struct Outcome {
     inversions: u64,
     records: usize,
+    /// Copies read beyond the first of each record.
+    duplicates: usize,
+    /// Shards the stream has had, closed ones too.
+    shards: usize,
 }
 
 /// Runs `load` over a model and checks that every record got one result,
@@ -113,25 +117,18 @@ async fn play(load: Load) -> Outcome {
         assert_eq!(r, &[true], "record {id}: one result, delivered");
     }
     let shards = model.records("s").expect("the stream");
-    let mut seen = std::collections::HashSet::new();
-    for shard in &shards {
-        let reader = kpl_core::aggregation::Deaggregator::new()
-            .shard_range(shard.starting_hash_key, shard.ending_hash_key);
-        for r in &shard.records {
-            let users = reader
-                .deaggregate(
-                    &r.partition_key,
-                    r.explicit_hash_key.as_deref(),
-                    r.data.clone(),
-                )
-                .unwrap_or_default();
-            seen.extend(users.iter().map(|u| crate::check::id_of(&u.data)));
-        }
-    }
+    let read: Vec<u64> = shards
+        .iter()
+        .flat_map(crate::check::kcl_records)
+        .map(|u| crate::check::id_of(&u.data))
+        .collect();
+    let seen: std::collections::HashSet<u64> = read.iter().copied().collect();
     assert_eq!(seen.len(), total, "a KCL reader sees every record");
     Outcome {
         inversions: inversions(&shards),
         records: total,
+        duplicates: read.len() - total,
+        shards: shards.len(),
     }
 }
 
@@ -160,7 +157,8 @@ fn reshard(model: &Model, reshard: Reshard) {
 }
 
 /// Plays `load` with StrictOrdering, aggregation off and on: no inversion.
-async fn in_order(faults: Faults, reshard: Reshard) {
+async fn in_order(faults: Faults, reshard: Reshard) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
     for aggregation in [false, true] {
         let mut load = Load::new(true, aggregation, faults.clone());
         load.reshard = reshard;
@@ -170,7 +168,9 @@ async fn in_order(faults: Faults, reshard: Reshard) {
             "aggregation {aggregation}: {} of {} records out of put order",
             out.inversions, out.records
         );
+        outcomes.push(out);
     }
+    outcomes
 }
 
 fn faults(f: impl FnOnce(&mut Faults)) -> Faults {
@@ -221,18 +221,28 @@ async fn strict_ordering_through_500s() {
 #[tokio::test(start_paused = true)]
 async fn strict_ordering_through_timeouts_after_the_store() {
     let faults = faults(|f| {
-        f.timeout_after_store = 0.05;
+        // Aggregated, a few dozen requests carry the whole load.
+        f.timeout_after_store = 0.2;
         f.timeout_hold = Duration::from_secs(5);
     });
-    in_order(faults, Reshard::None).await;
+    for out in in_order(faults, Reshard::None).await {
+        assert!(
+            out.duplicates > 0,
+            "stored requests timed out and went again"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn strict_ordering_across_a_split() {
-    in_order(faults(|f| f.record_internal_failure = 0.02), Reshard::Split).await;
+    for out in in_order(faults(|f| f.record_internal_failure = 0.02), Reshard::Split).await {
+        assert_eq!(out.shards, 4, "one shard split in two");
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn strict_ordering_across_a_merge() {
-    in_order(faults(|f| f.record_internal_failure = 0.02), Reshard::Merge).await;
+    for out in in_order(faults(|f| f.record_internal_failure = 0.02), Reshard::Merge).await {
+        assert_eq!(out.shards, 3, "two shards merged into one");
+    }
 }
