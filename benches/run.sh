@@ -70,25 +70,9 @@ for level in (\"none/shard\", \"detailed/shard\"):
 "' "$KPL"
 }
 
-bench_ordering() { # StrictOrdering's cost: 2 shards (1000 records/s and 1 MiB/s each), 1000-byte records over 100 keys, 10 s offered at half, full and 3x capacity, aggregation on and off
+bench_ordering() { # StrictOrdering's cost at half, full and 3x capacity, aggregation on and off (benches/ordering.sh)
     cargo build --release -p kpl-cli
-    record ordering bash -c '
-        for rate in 1000 2000 6000; do
-            for agg in on off; do
-                for strict in false true; do
-                    flags=(); [[ $agg == off ]] && flags=(--no-aggregation)
-                    "$0" perf --shards 2 --record-size 1000 --partition-keys 100 --rate $rate --records $((rate * 10)) \
-                        --json --set StrictOrdering=$strict --set RecordTtl=300000 "${flags[@]}" | sed "s/^{/{\"strict\":$strict,\"rate\":$rate,/"
-                done
-            done
-        done | python3 -c "
-import json, sys
-runs = [json.loads(line) for line in sys.stdin if line.startswith(\"{\")]
-load = {1000: \"half\", 2000: \"full\", 6000: \"3x\"}
-print(\"%-6s %-11s %-7s %12s %10s %10s %10s %10s %8s %12s\" % (\"load\", \"aggregation\", \"strict\", \"offered/s\", \"records/s\", \"p50 ms\", \"p99 ms\", \"throttled\", \"failed\", \"out of order\"))
-for r in runs:
-    print(\"%-6s %-11s %-7s %12d %10.0f %10.1f %10.1f %10d %8d %12s\" % (load[r[\"rate\"]], \"on\" if r[\"aggregation\"] else \"off\", r[\"strict\"], r[\"rate\"], r[\"records_per_sec\"], r[\"latency_ms_p50\"], r[\"latency_ms_p99\"], r[\"throttled\"], r[\"failed\"], r[\"out_of_order\"]))
-"' "$KPL"
+    record ordering benches/ordering.sh "$KPL"
 }
 
 ALL=(aggregation sim perf throttling metrics ordering)

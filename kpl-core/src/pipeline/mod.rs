@@ -120,7 +120,7 @@ pub(crate) struct Engine {
     sender: Sender,
     resolution: Resolution,
     /// Streams with records to put back at their shards' heads
-    /// (`StrictOrdering`; see `flow::settle_order`).
+    /// (`StrictOrdering`; see `ordering::settle_order`).
     resending: Vec<StreamId>,
     rng: SmallRng,
     aborting: bool,
