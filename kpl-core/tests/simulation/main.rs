@@ -14,6 +14,7 @@ mod client;
 mod plan;
 mod regressions;
 mod run;
+mod workloads;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
