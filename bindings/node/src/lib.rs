@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kpl_core::{Attempt, Config, Error as KplError, ErrorKind, Producer, PutResult, UserRecord};
+use kpl_core::{
+    Attempt, Config, Error as KplError, ErrorKind, Producer, PutResult, Room, UserRecord,
+};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -125,8 +127,10 @@ fn err_info_in(e: KplError, default_stream: Option<&str>) -> ErrInfo {
     }
 }
 
-/// An outcome for the JS thread: `(id, index in the batch, outcome)`.
-type Posted = (u32, u32, Outcome);
+/// An outcome for the JS thread: `(id, index in the batch, outcome)`, and
+/// the record's buffer room, given back once the JS thread took the batch
+/// (so a busy event loop makes puts wait instead of queueing unbounded).
+type Posted = (u32, u32, Outcome, Room);
 
 /// Results waiting for the JS thread, and whether a drain is scheduled.
 #[derive(Default)]
@@ -145,16 +149,16 @@ struct Shared {
 
 impl Shared {
     /// The result callback handed to kpl-core; runs on the pipeline task.
-    fn deliver(self: &Arc<Self>, id: u32) -> impl FnOnce(Outcome) + Send + 'static {
+    fn deliver(self: &Arc<Self>, id: u32) -> impl FnOnce(Outcome, Room) + Send + 'static {
         let shared = self.clone();
-        move |outcome| shared.post(id, 0, outcome)
+        move |outcome, room| shared.post(id, 0, outcome, room)
     }
 
     /// Queues one outcome for the JS thread; runs on the pipeline task.
-    fn post(&self, id: u32, index: u32, outcome: Outcome) {
+    fn post(&self, id: u32, index: u32, outcome: Outcome, room: Room) {
         let wake = {
             let mut g = self.mailbox.inner.lock();
-            g.0.push((id, index, outcome));
+            g.0.push((id, index, outcome, room));
             !std::mem::replace(&mut g.1, true)
         };
         if wake {
@@ -229,7 +233,9 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
     let mut attempt_errors = Vec::new();
     let mut last: Option<PutResult> = None;
     let mut failures = Vec::new();
-    for (id, index, outcome) in batch {
+    let mut rooms = Vec::with_capacity(batch.len());
+    for (id, index, outcome, room) in batch {
+        rooms.push(room);
         match outcome {
             Ok(r) => {
                 let same = last.as_ref().is_some_and(|l| {
@@ -390,7 +396,7 @@ impl NativeProducer {
         let record = make_record(partition_key, &data, stream_name, explicit_hash_key);
         self.shared
             .producer
-            .try_put_with(record, self.shared.deliver(id))
+            .try_put_with_room(record, self.shared.deliver(id))
             .err()
             .map(err_info)
     }
@@ -414,7 +420,7 @@ impl NativeProducer {
             let callback = shared.deliver(id);
             Ok(shared
                 .producer
-                .put_with(record, callback)
+                .put_with_room(record, callback)
                 .await
                 .err()
                 .map(err_info))
@@ -474,8 +480,10 @@ impl NativeProducer {
         let shared = self.shared.clone();
         env.spawn_future(async move {
             let to = shared.clone();
-            let callback = move |index: usize, outcome: Outcome| to.post(id, index as u32, outcome);
-            Producer::put_many_with(&shared.producer, records, callback).await;
+            let callback = move |index: usize, outcome: Outcome, room: Room| {
+                to.post(id, index as u32, outcome, room)
+            };
+            Producer::put_many_with_room(&shared.producer, records, callback).await;
             Ok(())
         })
     }

@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kpl_core::{Config, Error, ErrorKind, Producer, PutResult, UserRecord};
+use kpl_core::{Config, Error, ErrorKind, Producer, PutResult, Room, UserRecord};
 use parking_lot::{Condvar, Mutex};
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyTypeError};
 use pyo3::prelude::*;
@@ -139,10 +139,12 @@ fn _shutdown_runtime(py: Python<'_>) {
 // --------------------------------------------------------------- delivery --
 
 enum Delivery {
-    /// A record's result for a Python future.
-    Result(Target, Result<PutResult, Error>),
-    /// Done-callbacks of a [`RecordFuture`] that was completed in place.
-    Callbacks(Vec<(PyObject, PyObject)>),
+    /// A record's result for a Python future, and the record's buffer room
+    /// (given back once the result is handed over; none for a refusal).
+    Result(Target, Result<PutResult, Error>, Option<Room>),
+    /// Done-callbacks of a [`RecordFuture`] that was completed in place,
+    /// and the record's buffer room, given back once they ran.
+    Callbacks(Vec<(PyObject, PyObject)>, Option<Room>),
     /// An asyncio put that waited for buffer room was admitted (or failed).
     Admitted {
         event_loop: Arc<PyObject>,
@@ -200,9 +202,13 @@ fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
         Some((_, items)) => items.push(item),
         None => per_loop.push((event_loop, vec![item])),
     };
+    // Buffer room comes back once the batch is handed over: a host that
+    // falls behind makes puts wait instead of queueing results unbounded.
+    let mut rooms = Vec::with_capacity(batch.len());
     for d in batch.drain(..) {
         match d {
-            Delivery::Result(Target::Concurrent(future), result) => {
+            Delivery::Result(Target::Concurrent(future), result, room) => {
+                rooms.push(room);
                 let outcome = match result {
                     Ok(r) => future
                         .bind(py)
@@ -214,7 +220,8 @@ fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
                 // Fails only if the caller cancelled the future: nothing to do.
                 drop(outcome);
             }
-            Delivery::Result(Target::Asyncio { event_loop, future }, result) => {
+            Delivery::Result(Target::Asyncio { event_loop, future }, result, room) => {
+                rooms.push(room);
                 let future = future.clone_ref(py);
                 let item = match result {
                     Ok(r) => (future, true, put_result(py, r)),
@@ -237,10 +244,11 @@ fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
                     push(event_loop, t.into_any().unbind());
                 }
             }
-            Delivery::Callbacks(callbacks) => {
+            Delivery::Callbacks(callbacks, room) => {
                 for (callback, future) in callbacks {
                     run_callback(py, &callback, future);
                 }
+                rooms.push(room);
             }
             Delivery::Stop => {}
         }
@@ -257,6 +265,7 @@ fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
                 .call_method1("call_soon_threadsafe", (resolve, list));
         }
     }
+    drop(rooms);
 }
 
 fn run_callback(py: Python<'_>, callback: &PyObject, future: PyObject) {
@@ -432,7 +441,14 @@ struct FutureState {
 
 impl FutureState {
     /// Completes the future; runs on the pipeline task, without the GIL.
-    fn complete(&self, result: Result<PutResult, Error>, deliver: &mpsc::Sender<Delivery>) {
+    /// `room`, the record's buffer room, goes back once the result is
+    /// where Python sees it (in the slot, or after the done-callbacks).
+    fn complete(
+        &self,
+        result: Result<PutResult, Error>,
+        room: Option<Room>,
+        deliver: &mpsc::Sender<Delivery>,
+    ) {
         let (waiters, callbacks) = {
             let mut slot = self.slot.lock();
             if slot.result.is_some() {
@@ -445,7 +461,7 @@ impl FutureState {
             self.done.notify_all();
         }
         if !callbacks.is_empty()
-            && let Err(mpsc::SendError(d)) = deliver.send(Delivery::Callbacks(callbacks))
+            && let Err(mpsc::SendError(d)) = deliver.send(Delivery::Callbacks(callbacks, room))
         {
             // The interpreter is exiting; the callbacks cannot run.
             std::mem::forget(d);
@@ -689,7 +705,9 @@ impl Drop for NativeProducer {
     }
 }
 
-type Callback = Box<dyn FnOnce(Result<PutResult, Error>) + Send + 'static>;
+/// A result callback that takes the record's buffer room along to the
+/// delivery thread.
+type Callback = Box<dyn FnOnce(Result<PutResult, Error>, Room) + Send + 'static>;
 
 /// Why a put did not go in.
 enum PutFailed {
@@ -728,7 +746,7 @@ impl NativeProducer {
         timeout: Option<Duration>,
         make_callback: &(dyn Fn() -> Callback + Sync),
     ) -> Result<(), PutFailed> {
-        let record = match self.producer.try_put_with(record, make_callback()) {
+        let record = match self.producer.try_put_with_room(record, make_callback()) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::BufferFull => {
                 e.into_record().expect("BufferFull hands the record back")
@@ -741,8 +759,9 @@ impl NativeProducer {
             let producer = &*self.producer;
             let step = step_until(deadline);
             let rec = record.take().expect("a record to put");
-            let outcome =
-                py.allow_threads(|| producer.put_blocking_with(rec, Some(step), make_callback()));
+            let outcome = py.allow_threads(|| {
+                producer.put_blocking_with_room(rec, Some(step), make_callback())
+            });
             match outcome {
                 Ok(()) => return Ok(()),
                 Err(e)
@@ -774,7 +793,7 @@ impl NativeProducer {
             let mut error = None;
             for (record, future) in waiting {
                 let callback = async_callback(&deliver, event_loop.clone(), future.clone());
-                if let Err(e) = producer.put_with(record, callback).await {
+                if let Err(e) = producer.put_with_room(record, callback).await {
                     // This record's own future fails too; the first error
                     // also goes to the awaited one.
                     if error.is_none() {
@@ -784,7 +803,7 @@ impl NativeProducer {
                         event_loop: event_loop.clone(),
                         future,
                     };
-                    let _ = deliver.send(Delivery::Result(target, Err(e)));
+                    let _ = deliver.send(Delivery::Result(target, Err(e), None));
                 }
             }
             let _ = deliver.send(Delivery::Admitted {
@@ -903,8 +922,12 @@ impl NativeProducer {
         let make = move || -> Callback {
             let future = future.clone();
             let deliver = deliver.clone();
-            Box::new(move |result| {
-                let _ = deliver.send(Delivery::Result(Target::Concurrent(future), result));
+            Box::new(move |result, room| {
+                let _ = deliver.send(Delivery::Result(
+                    Target::Concurrent(future),
+                    result,
+                    Some(room),
+                ));
             })
         };
         self.put_sync(py, record, seconds(timeout)?, &make)
@@ -947,13 +970,13 @@ impl NativeProducer {
         let callback = {
             let (states, no_room, deliver) =
                 (states.clone(), no_room.clone(), self.env.deliver.clone());
-            move |i: usize, result: Result<PutResult, Error>| match result {
+            move |i: usize, result: Result<PutResult, Error>, room: Room| match result {
                 Err(e) if e.kind() == ErrorKind::BufferFull => no_room.lock().push((i, e)),
-                result => states[i].complete(result, &deliver),
+                result => states[i].complete(result, Some(room), &deliver),
             }
         };
         let producer = &*self.producer;
-        py.allow_threads(|| producer.try_put_many_with(records, callback));
+        py.allow_threads(|| producer.try_put_many_with_room(records, callback));
         let no_room = std::mem::take(&mut *no_room.lock());
         for (i, e) in no_room {
             let record = e.into_record().expect("BufferFull hands the record back");
@@ -962,7 +985,7 @@ impl NativeProducer {
             let make = move || -> Callback {
                 let state = state.clone();
                 let deliver = deliver.clone();
-                Box::new(move |result| state.complete(result, &deliver))
+                Box::new(move |result, room| state.complete(result, Some(room), &deliver))
             };
             match self.put_sync(py, record, timeout, &make) {
                 Ok(()) => {}
@@ -995,7 +1018,7 @@ impl NativeProducer {
         let event_loop = Arc::new(event_loop);
         let future = Arc::new(future);
         let callback = async_callback(&self.env.deliver, event_loop.clone(), future.clone());
-        match self.producer.try_put_with(record, callback) {
+        match self.producer.try_put_with_room(record, callback) {
             Ok(()) => Ok(None),
             Err(e) if e.kind() == ErrorKind::BufferFull => {
                 let record = e.into_record().expect("BufferFull hands the record back");
@@ -1030,7 +1053,7 @@ impl NativeProducer {
                 continue;
             }
             let callback = async_callback(&self.env.deliver, event_loop.clone(), future.clone());
-            match self.producer.try_put_with(record, callback) {
+            match self.producer.try_put_with_room(record, callback) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::BufferFull => {
                     let record = e.into_record().expect("BufferFull hands the record back");
@@ -1086,10 +1109,11 @@ fn async_callback(
     future: Arc<PyObject>,
 ) -> Callback {
     let deliver = deliver.clone();
-    Box::new(move |result| {
+    Box::new(move |result, room| {
         let _ = deliver.send(Delivery::Result(
             Target::Asyncio { event_loop, future },
             result,
+            Some(room),
         ));
     })
 }

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 mod admission;
+mod with_room;
 
 use admission::{buffer_full, shut_down};
 
@@ -265,13 +266,18 @@ impl Producer {
         records: impl IntoIterator<Item = UserRecord>,
     ) -> Vec<Result<PutHandle, Error>> {
         let mut out = Vec::new();
-        let refused = self
-            .submit_many(records, Some(self.put_timeout()), |_| {
+        let mut refused = Vec::new();
+        self.submit_many(
+            records,
+            Some(self.put_timeout()),
+            |_| {
                 let (tx, rx) = oneshot::channel();
                 out.push(Ok(PutHandle { rx }));
                 Reply::channel(tx)
-            })
-            .await;
+            },
+            |i, e| refused.push((i, e)),
+        )
+        .await;
         for (i, e) in refused {
             out[i] = Err(e);
         }
@@ -348,23 +354,22 @@ impl Producer {
         callback: IndexedCallback,
         wait: Option<Option<Duration>>,
     ) {
-        let refused = self
-            .submit_many(records, wait, |i| Reply::indexed(callback.clone(), i))
+        let reply_for = |i| Reply::indexed(callback.clone(), i);
+        self.submit_many(records, wait, reply_for, |i, e| callback(i, Err(e)))
             .await;
-        for (i, e) in refused {
-            callback(i, Err(e));
-        }
     }
 
     /// Admits records in chunks, one command per chunk. `wait`: `None`
     /// never waits, `Some(timeout)` waits for room (at most `timeout` per
-    /// record). Returns the refused records' positions and errors.
-    async fn submit_many(
+    /// record). The refused records' positions and errors go to
+    /// `refused` at the end, once every admitted record was handed on.
+    pub(super) async fn submit_many(
         &self,
         records: impl IntoIterator<Item = UserRecord>,
         wait: Option<Option<Duration>>,
         mut reply_for: impl FnMut(usize) -> Reply,
-    ) -> Vec<(usize, Error)> {
+        mut refused_to: impl FnMut(usize, Error),
+    ) {
         let mut refused = Vec::new();
         let mut chunk = Vec::with_capacity(PUT_MANY_CHUNK);
         for (i, record) in records.into_iter().enumerate() {
@@ -398,7 +403,9 @@ impl Producer {
         if !chunk.is_empty() {
             self.send(Command::PutMany(chunk));
         }
-        refused
+        for (i, e) in refused {
+            refused_to(i, e);
+        }
     }
 
     /// Sends everything buffered now, without waiting for
