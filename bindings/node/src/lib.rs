@@ -104,17 +104,13 @@ fn attempts_js(attempts: &[Attempt]) -> Vec<AttemptJs> {
         .collect()
 }
 
+/// The error as plain data (kpl-core fills in the default stream of a
+/// record that named none).
 fn err_info(e: KplError) -> ErrInfo {
-    err_info_in(e, None)
-}
-
-/// The error as plain data; a record that names no stream is reported
-/// with the producer's default stream.
-fn err_info_in(e: KplError, default_stream: Option<&str>) -> ErrInfo {
     let record = e.record().map(|r| RecordJs {
         partition_key: r.partition_key().to_owned(),
         data: Buffer::from(r.data().to_vec()),
-        stream_name: r.stream().or(default_stream).map(str::to_owned),
+        stream_name: r.stream().map(str::to_owned),
         explicit_hash_key: r.explicit_hash_key().map(str::to_owned),
     });
     ErrInfo {
@@ -136,7 +132,6 @@ type Posted = (u32, u32, Outcome, Room);
 #[derive(Default)]
 struct Mailbox {
     inner: Mutex<(Vec<Posted>, bool)>,
-    default_stream: Mutex<Option<String>>,
 }
 
 type ResultsFn = ThreadsafeFunction<(), (), ResultBatch, Status, false, true>;
@@ -221,7 +216,6 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
         g.1 = false;
         std::mem::take(&mut g.0)
     };
-    let default_stream = mailbox.default_stream.lock().clone();
     let mut ids = Vec::with_capacity(batch.len());
     let mut indexes = Vec::with_capacity(batch.len());
     let mut group_of = Vec::with_capacity(batch.len());
@@ -272,7 +266,7 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
                 id,
                 index,
                 result: None,
-                error: Some(err_info_in(e, default_stream.as_deref())),
+                error: Some(err_info(e)),
             }),
         }
     }
@@ -356,7 +350,6 @@ pub fn create_producer<'env>(
             Ok(c) => c,
             Err(e) => return Ok(Either::B(err_info(e))),
         };
-        *mailbox.default_stream.lock() = config.stream.clone();
         Ok(match Producer::new(config).await {
             Ok(producer) => Either::A(NativeProducer {
                 shared: Arc::new(Shared {

@@ -342,3 +342,37 @@ fn room_for_ten() -> Producer {
         .expect("a KPL setting");
     start(&model, limit).0
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_record_for_the_default_stream_names_it_in_every_outcome() {
+    // The bindings used to differ here (only Node filled the default
+    // stream in); now the producer does it once for all of them.
+    let model = model(&[("s", 1)], Limits::unlimited(), Faults::none());
+    let (producer, _) = start(&model, base());
+    let refused = producer.try_put(UserRecord::new("", "v")).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidRecord, "{refused}");
+    assert_eq!(refused.record().and_then(|r| r.stream()), Some("s"));
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+
+    // A stream the service does not know fails in the pipeline.
+    let (producer, _) = start(&model, base().stream("gone"));
+    let failed = producer
+        .put(UserRecord::new("k", "v"))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failed.record().and_then(|r| r.stream()),
+        Some("gone"),
+        "{failed}"
+    );
+    let named = producer
+        .put(UserRecord::new("k", "v").with_stream("s"))
+        .await
+        .unwrap()
+        .await
+        .expect("delivered");
+    assert!(named.shard_id().starts_with("shardId-"));
+    let _ = producer.shutdown(Duration::from_secs(10)).await;
+}
