@@ -171,6 +171,20 @@ def test_results_the_delivery_thread_has_not_delivered_hold_buffer_room(sim: Sim
         assert producer.put("held-after", b"z", timeout=5).result(timeout=30).shard_id
 
 
+def test_put_many_keeps_its_order_when_the_buffer_fills_midway(sim: Sim) -> None:
+    # Room for one 40 KB record: the second must wait. The third is small
+    # and would fit at once, but must not overtake the second.
+    stream = sim.new_stream(1)
+    config = sim.config(stream, max_buffered_bytes=65536, max_user_record_size=65536)
+    sizes = [40_000, 40_000, 100]
+    with kpl.Producer(**config) as producer:
+        futures = producer.put_many([("k", bytes([i]) * n) for i, n in enumerate(sizes)])
+        for f in futures:
+            f.result(timeout=30)
+    stored = [u.data for r in sim.read_all(stream) for u in kpl.deaggregate(r)]
+    assert [(d[0], len(d)) for d in stored] == [(i, n) for i, n in enumerate(sizes)]
+
+
 def test_put_many_waits_for_room(slow_sim: Any) -> None:
     sim, set_latency = slow_sim
     stream = sim.new_stream(1)

@@ -312,9 +312,10 @@ impl Producer {
             .await
     }
 
-    /// Like [`put_many_with`](Self::put_many_with) without waiting: records
-    /// that find the buffer full get a `BufferFull` error (with the record)
-    /// through the callback.
+    /// Like [`put_many_with`](Self::put_many_with) without waiting: the
+    /// first record that finds the buffer full, and every valid record
+    /// after it, get a `BufferFull` error (with the record) through the
+    /// callback, so putting those again in order keeps the batch's order.
     pub fn try_put_many_with<F>(&self, records: impl IntoIterator<Item = UserRecord>, callback: F)
     where
         F: Fn(usize, Result<PutResult, Error>) + Send + Sync + 'static,
@@ -371,6 +372,7 @@ impl Producer {
         mut refused_to: impl FnMut(usize, Error),
     ) {
         let mut refused = Vec::new();
+        let mut full = false;
         let mut chunk = Vec::with_capacity(PUT_MANY_CHUNK);
         for (i, record) in records.into_iter().enumerate() {
             let admitted = match self.admit(record, reply_for(i)) {
@@ -381,7 +383,10 @@ impl Producer {
                 }
             };
             let size = admitted.record.size();
-            if !self.try_reserve(size) {
+            // Without waiting, the first record that finds the buffer full
+            // refuses the rest of the batch too: a later, smaller record
+            // must not overtake it (the caller puts them again in order).
+            if full || !self.try_reserve(size) {
                 // About to wait (or give up): let the engine work on what we have.
                 if !chunk.is_empty() {
                     self.send(Command::PutMany(std::mem::take(&mut chunk)));
@@ -391,6 +396,7 @@ impl Producer {
                     Some(timeout) => self.reserve_within(size, timeout).await,
                 };
                 if let Err(e) = reserved {
+                    full = wait.is_none();
                     refused.push((i, admitted.refuse(e)));
                     continue;
                 }

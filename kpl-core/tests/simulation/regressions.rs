@@ -376,3 +376,34 @@ async fn a_record_for_the_default_stream_names_it_in_every_outcome() {
     assert!(named.shard_id().starts_with("shardId-"));
     let _ = producer.shutdown(Duration::from_secs(10)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_finds_the_buffer_full_is_refused_from_there_on() {
+    // Room for one 40 KB record: the second finds the buffer full. The
+    // third, small, would fit, but taking it would let it overtake the
+    // second when the caller puts the refused ones again.
+    let model = model(&[("s", 1)], Limits::unlimited(), Faults::none());
+    let limit = base()
+        .set("MaxBufferedBytes", "65536")
+        .and_then(|b| b.set("MaxUserRecordSize", "65536"))
+        .expect("KPL settings");
+    let (producer, _) = start(&model, limit);
+    let records = [40_000, 40_000, 100].map(|n| UserRecord::new("k", vec![1u8; n]));
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = outcomes.clone();
+    producer.try_put_many_with(records, move |i, r| {
+        seen.lock().unwrap().push((i, r.err().map(|e| e.kind())));
+    });
+    producer.flush().await.unwrap();
+    let mut outcomes = outcomes.lock().unwrap().clone();
+    outcomes.sort_by_key(|(i, _)| *i);
+    assert_eq!(
+        outcomes,
+        [
+            (0, None),
+            (1, Some(ErrorKind::BufferFull)),
+            (2, Some(ErrorKind::BufferFull))
+        ]
+    );
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
