@@ -94,7 +94,7 @@ for which in (\"before\", \"after\", \"after-metrics-none\"):
     print(\"%-20s %5d %12.0f %10.2f %10.1f %10.1f %7d\" % (which, len(rs), med(\"records_per_sec\"), med(\"cpu_seconds\"), med(\"latency_ms_p50\"), med(\"latency_ms_p99\"), sum(r[\"failed\"] for r in rs)))
 print()
 print(\"per run (records/s, CPU s):\", [(r[\"which\"], round(r[\"records_per_sec\"]), round(r[\"cpu_seconds\"], 2)) for r in runs])
-"' "$KPL_OLD" "$KPL"
+"' pipeline "$KPL_OLD" "$KPL"
 }
 
 ALL=(aggregation sim perf throttling metrics)
