@@ -98,26 +98,7 @@ impl Resolution {
         let aggregated = kr.is_aggregated();
         self.hooks
             .delivered(&kr, shard_id, attempt.map(|(started, _)| started));
-        // Counters and buffer room first, once per Kinesis record: whoever
-        // sees a result must also see it counted and its room given back.
-        // (Records whose result takes its room along give it back later.)
-        let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
-        let (mut freed, mut freed_bytes) = (0, 0);
-        for p in &kr.records {
-            let buffering = now.saturating_duration_since(p.arrival);
-            buffering_sum += buffering;
-            buffering_max = buffering_max.max(buffering);
-            bytes += p.record.size();
-            if !p.reply.holds_room() {
-                freed += 1;
-                freed_bytes += p.record.size();
-            }
-        }
-        let count = kr.records.len();
-        let metrics = &self.shared.metrics;
-        metrics.user_records_done(true, count as u64, buffering_sum, buffering_max);
-        self.unbuffer(count, bytes);
-        self.give_room(freed, freed_bytes);
+        self.account_delivered(&kr.records, now);
         for (i, mut p) in kr.records.into_iter().enumerate() {
             let attempts = match attempt {
                 Some((started, ended)) => {
@@ -143,6 +124,29 @@ impl Resolution {
             p.reply.send_with_room(Ok(result), room);
         }
         self.settle_epochs();
+    }
+
+    /// Counters and buffer room first, once per Kinesis record: whoever
+    /// sees a result must also see it counted and its room given back
+    /// (records whose result takes its room along give it back later).
+    fn account_delivered(&self, records: &[Pending], now: Instant) {
+        let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
+        let (mut freed, mut freed_bytes) = (0, 0);
+        for p in records {
+            let buffering = now.saturating_duration_since(p.arrival);
+            buffering_sum += buffering;
+            buffering_max = buffering_max.max(buffering);
+            bytes += p.record.size();
+            if !p.reply.holds_room() {
+                freed += 1;
+                freed_bytes += p.record.size();
+            }
+        }
+        let count = records.len();
+        let metrics = &self.shared.metrics;
+        metrics.user_records_done(true, count as u64, buffering_sum, buffering_max);
+        self.unbuffer(count, bytes);
+        self.give_room(freed, freed_bytes);
     }
 
     /// Fails a record that was past its RecordTtl.
