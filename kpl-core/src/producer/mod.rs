@@ -62,6 +62,9 @@ struct Inner {
     closed: AtomicBool,
     runtime: tokio::runtime::Handle,
     engine: Mutex<Option<JoinHandle<()>>>,
+    /// The CloudWatch upload task, if metrics are on: shutdown waits for
+    /// it to send the last window.
+    uploads: Mutex<Option<JoinHandle<()>>>,
     /// The outcome of the first `shutdown`; later calls wait for it.
     shutdown: tokio::sync::OnceCell<Result<(), String>>,
 }
@@ -166,9 +169,7 @@ impl Producer {
         });
         let (commands, rx) = mpsc::unbounded_channel();
         let (hooks, windows) = metrics::Hooks::new(&config);
-        if let Some(windows) = windows {
-            metrics::spawn_upload(config.clone(), windows, shared.clone());
-        }
+        let uploads = windows.map(|w| metrics::spawn_upload(config.clone(), w, shared.clone()));
         let engine = Engine::new(config.clone(), transport, shared.clone(), rx, hooks);
         let handle = tokio::spawn(engine.run());
         Producer {
@@ -180,6 +181,7 @@ impl Producer {
                 closed: AtomicBool::new(false),
                 runtime: tokio::runtime::Handle::current(),
                 engine: Mutex::new(Some(handle)),
+                uploads: Mutex::new(uploads),
                 shutdown: tokio::sync::OnceCell::new(),
             }),
         }
@@ -467,6 +469,14 @@ impl Producer {
             let grace = self.inner.config.request_timeout + Duration::from_secs(1);
             if tokio::time::timeout(grace, engine).await.is_err() {
                 tracing::error!("the producer's pipeline did not stop within RequestTimeout");
+            }
+        }
+        // The pipeline cut the last metrics window as it stopped.
+        let uploads = self.inner.uploads.lock().take();
+        if let Some(uploads) = uploads {
+            let grace = self.inner.config.request_timeout + Duration::from_secs(1);
+            if tokio::time::timeout(grace, uploads).await.is_err() {
+                tracing::warn!("the last metrics window was not uploaded within RequestTimeout");
             }
         }
         match flushed {
