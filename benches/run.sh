@@ -70,6 +70,33 @@ for level in (\"none/shard\", \"detailed/shard\"):
 "' "$KPL"
 }
 
+bench_pipeline() { # the pipeline in parts beside the engine before it (KPL_OLD=<kpl binary built at 0150c35>), alternating, one run
+    cargo build --release -p kpl-cli
+    : "${KPL_OLD:?set KPL_OLD to a kpl binary built from the commit to compare with}"
+    record pipeline bash -c '
+        for round in 1 2 3 4 5; do
+            for which in before after after-metrics-none; do
+                case $which in
+                    before) bin=$1; extra=() ;;
+                    after) bin=$2; extra=() ;;
+                    after-metrics-none) bin=$2; extra=(--set MetricsLevel=none) ;;
+                esac
+                "$bin" perf --records 1000000 --record-size 100 --partition-keys 1000 --shards 4 --unlimited --no-verify --json "${extra[@]}" |
+                    python3 -c "import json, sys; r = json.loads(sys.stdin.read().strip().splitlines()[-1]); r[\"which\"] = \"$which\"; print(json.dumps(r))"
+            done
+        done | python3 -c "
+import json, statistics, sys
+runs = [json.loads(line) for line in sys.stdin if line.startswith(\"{\")]
+print(\"%-20s %5s %12s %10s %10s %10s %7s\" % (\"build\", \"runs\", \"records/s\", \"CPU s/1M\", \"p50 ms\", \"p99 ms\", \"failed\"))
+for which in (\"before\", \"after\", \"after-metrics-none\"):
+    rs = [r for r in runs if r[\"which\"] == which]
+    med = lambda k: statistics.median(r[k] for r in rs)
+    print(\"%-20s %5d %12.0f %10.2f %10.1f %10.1f %7d\" % (which, len(rs), med(\"records_per_sec\"), med(\"cpu_seconds\"), med(\"latency_ms_p50\"), med(\"latency_ms_p99\"), sum(r[\"failed\"] for r in rs)))
+print()
+print(\"per run (records/s, CPU s):\", [(r[\"which\"], round(r[\"records_per_sec\"]), round(r[\"cpu_seconds\"], 2)) for r in runs])
+"' pipeline "$KPL_OLD" "$KPL"
+}
+
 bench_ordering() { # StrictOrdering's cost at half, full and 3x capacity, aggregation on and off (benches/ordering.sh)
     cargo build --release -p kpl-cli
     record ordering benches/ordering.sh "$KPL"

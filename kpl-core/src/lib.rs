@@ -41,5 +41,6 @@ pub use config::{Config, ConfigBuilder, StaticCredentials};
 pub use error::{Error, ErrorKind};
 pub use hash::HashKey;
 pub use metrics::{Metrics, MetricsDimension, MetricsGranularity, MetricsLevel};
+pub use pipeline::Room;
 pub use producer::{PipelineStats, Producer, PutHandle};
 pub use record::{Attempt, MAX_PARTITION_KEY_CHARS, PutResult, UserRecord};

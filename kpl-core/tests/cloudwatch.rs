@@ -378,3 +378,29 @@ async fn metrics_level_none_uploads_nothing_and_metrics_still_count() {
     assert!(sim.cloudwatch()["requests"].as_array().unwrap().is_empty());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_returns_once_the_last_window_is_uploaded() {
+    // One window for the whole run (60 s): the pipeline cuts it as it
+    // stops, and shutdown waits for its upload, so a process that exits
+    // (or stops its endpoint) right after keeps its last minute of metrics.
+    let sim = sim_with("last", 2, Faults::none()).await;
+    let producer = producer(
+        config(&sim.endpoint())
+            .set("MetricsUploadDelay", "60000")
+            .unwrap(),
+    )
+    .await;
+    put_all(&producer, "last", 100).await;
+    assert_eq!(
+        producer.metrics().metrics_datums_uploaded,
+        0,
+        "no window cut yet"
+    );
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+    let all = datums(&sim);
+    assert!(producer.metrics().metrics_datums_uploaded > 0);
+    assert_eq!(all.len() as u64, producer.metrics().metrics_datums_uploaded);
+    assert_eq!(total(&all, "UserRecordsPut", &[], "Sum"), 100.0);
+    sim.shutdown().await;
+}

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kpl_core::{Attempt, Config, Error as KplError, ErrorKind, Producer, PutResult, UserRecord};
+use kpl_core::{
+    Attempt, Config, Error as KplError, ErrorKind, Producer, PutResult, Room, UserRecord,
+};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -102,17 +104,13 @@ fn attempts_js(attempts: &[Attempt]) -> Vec<AttemptJs> {
         .collect()
 }
 
+/// The error as plain data (kpl-core fills in the default stream of a
+/// record that named none).
 fn err_info(e: KplError) -> ErrInfo {
-    err_info_in(e, None)
-}
-
-/// The error as plain data; a record that names no stream is reported
-/// with the producer's default stream.
-fn err_info_in(e: KplError, default_stream: Option<&str>) -> ErrInfo {
     let record = e.record().map(|r| RecordJs {
         partition_key: r.partition_key().to_owned(),
         data: Buffer::from(r.data().to_vec()),
-        stream_name: r.stream().or(default_stream).map(str::to_owned),
+        stream_name: r.stream().map(str::to_owned),
         explicit_hash_key: r.explicit_hash_key().map(str::to_owned),
     });
     ErrInfo {
@@ -125,14 +123,15 @@ fn err_info_in(e: KplError, default_stream: Option<&str>) -> ErrInfo {
     }
 }
 
-/// An outcome for the JS thread: `(id, index in the batch, outcome)`.
-type Posted = (u32, u32, Outcome);
+/// An outcome for the JS thread: `(id, index in the batch, outcome)`, and
+/// the record's buffer room, given back once the JS thread took the batch
+/// (so a busy event loop makes puts wait instead of queueing unbounded).
+type Posted = (u32, u32, Outcome, Room);
 
 /// Results waiting for the JS thread, and whether a drain is scheduled.
 #[derive(Default)]
 struct Mailbox {
     inner: Mutex<(Vec<Posted>, bool)>,
-    default_stream: Mutex<Option<String>>,
 }
 
 type ResultsFn = ThreadsafeFunction<(), (), ResultBatch, Status, false, true>;
@@ -145,16 +144,16 @@ struct Shared {
 
 impl Shared {
     /// The result callback handed to kpl-core; runs on the pipeline task.
-    fn deliver(self: &Arc<Self>, id: u32) -> impl FnOnce(Outcome) + Send + 'static {
+    fn deliver(self: &Arc<Self>, id: u32) -> impl FnOnce(Outcome, Room) + Send + 'static {
         let shared = self.clone();
-        move |outcome| shared.post(id, 0, outcome)
+        move |outcome, room| shared.post(id, 0, outcome, room)
     }
 
     /// Queues one outcome for the JS thread; runs on the pipeline task.
-    fn post(&self, id: u32, index: u32, outcome: Outcome) {
+    fn post(&self, id: u32, index: u32, outcome: Outcome, room: Room) {
         let wake = {
             let mut g = self.mailbox.inner.lock();
-            g.0.push((id, index, outcome));
+            g.0.push((id, index, outcome, room));
             !std::mem::replace(&mut g.1, true)
         };
         if wake {
@@ -217,7 +216,6 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
         g.1 = false;
         std::mem::take(&mut g.0)
     };
-    let default_stream = mailbox.default_stream.lock().clone();
     let mut ids = Vec::with_capacity(batch.len());
     let mut indexes = Vec::with_capacity(batch.len());
     let mut group_of = Vec::with_capacity(batch.len());
@@ -229,7 +227,9 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
     let mut attempt_errors = Vec::new();
     let mut last: Option<PutResult> = None;
     let mut failures = Vec::new();
-    for (id, index, outcome) in batch {
+    let mut rooms = Vec::with_capacity(batch.len());
+    for (id, index, outcome, room) in batch {
+        rooms.push(room);
         match outcome {
             Ok(r) => {
                 let same = last.as_ref().is_some_and(|l| {
@@ -266,7 +266,7 @@ fn drain(mailbox: &Mailbox) -> ResultBatch {
                 id,
                 index,
                 result: None,
-                error: Some(err_info_in(e, default_stream.as_deref())),
+                error: Some(err_info(e)),
             }),
         }
     }
@@ -350,7 +350,6 @@ pub fn create_producer<'env>(
             Ok(c) => c,
             Err(e) => return Ok(Either::B(err_info(e))),
         };
-        *mailbox.default_stream.lock() = config.stream.clone();
         Ok(match Producer::new(config).await {
             Ok(producer) => Either::A(NativeProducer {
                 shared: Arc::new(Shared {
@@ -390,7 +389,7 @@ impl NativeProducer {
         let record = make_record(partition_key, &data, stream_name, explicit_hash_key);
         self.shared
             .producer
-            .try_put_with(record, self.shared.deliver(id))
+            .try_put_with_room(record, self.shared.deliver(id))
             .err()
             .map(err_info)
     }
@@ -414,7 +413,7 @@ impl NativeProducer {
             let callback = shared.deliver(id);
             Ok(shared
                 .producer
-                .put_with(record, callback)
+                .put_with_room(record, callback)
                 .await
                 .err()
                 .map(err_info))
@@ -474,8 +473,10 @@ impl NativeProducer {
         let shared = self.shared.clone();
         env.spawn_future(async move {
             let to = shared.clone();
-            let callback = move |index: usize, outcome: Outcome| to.post(id, index as u32, outcome);
-            Producer::put_many_with(&shared.producer, records, callback).await;
+            let callback = move |index: usize, outcome: Outcome, room: Room| {
+                to.post(id, index as u32, outcome, room)
+            };
+            Producer::put_many_with_room(&shared.producer, records, callback).await;
             Ok(())
         })
     }

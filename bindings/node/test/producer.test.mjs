@@ -249,6 +249,29 @@ describe('backpressure', () => {
   });
 });
 
+describe('results on their way to JS', () => {
+  test('hold their buffer room until the event loop takes them', async () => {
+    const producer = await Producer.create(sim.options('intact', { maxBufferedRecords: 10, recordMaxBufferedTime: 1 }));
+    try {
+      const first = [];
+      for (let i = 0; i < 10; i++) first.push(producer.tryPut({ partitionKey: `held-${i}`, data: 'x' }));
+      // Keep the JS thread busy until the pipeline resolved all ten: their
+      // results wait in the mailbox, undelivered.
+      const deadline = Date.now() + 20_000;
+      while (producer.outstanding > 0 && Date.now() < deadline) { /* busy: no event loop turn */ }
+      assert.equal(producer.outstanding, 0, 'the pipeline resolved the ten');
+      assert.throws(() => producer.tryPut({ partitionKey: 'over', data: 'y' }), BufferFullError,
+        'a put found room while ten results were undelivered');
+      for (const r of await Promise.all(first)) assert.match(r.shardId, /^shardId-/);
+      // Delivered: the room is back.
+      const r = await producer.tryPut({ partitionKey: 'after', data: 'z' });
+      assert.match(r.shardId, /^shardId-/);
+    } finally {
+      await producer.close();
+    }
+  });
+});
+
 describe('flush and close', () => {
   test('flush waits for records in flight', async () => {
     const producer = await Producer.create(sim.options('flush', { recordMaxBufferedTime: 60_000 }));

@@ -73,7 +73,7 @@ def test_service_error_unknown_stream(sim: Sim) -> None:
         error = producer.put("k", b"v").exception(timeout=30)
     assert isinstance(error, kpl.ServiceError), error
     assert error.code == "ResourceNotFoundException"
-    assert error.stream is None and error.partition_key == "k"
+    assert error.stream == "no-such-stream" and error.partition_key == "k"
 
 
 def test_shut_down(sim: Sim) -> None:

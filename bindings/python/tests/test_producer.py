@@ -147,6 +147,44 @@ def test_put_blocks_while_buffer_is_full_then_times_out(slow_sim: Any) -> None:
             f.result(timeout=30)
 
 
+def test_results_the_delivery_thread_has_not_delivered_hold_buffer_room(sim: Sim) -> None:
+    # A done-callback that blocks stalls the delivery thread. Results
+    # queued behind it count against MaxBufferedRecords until delivered,
+    # so puts wait instead of piling up results without bound.
+    stream = sim.new_stream(1)
+    release = threading.Event()
+    with kpl.Producer(**sim.config(stream, max_buffered_records=10)) as producer:
+        first = producer.put("held-0", b"x")
+        first.add_done_callback(lambda _: release.wait(30))
+        futures = [first] + [producer.put(f"held-{i}", b"x") for i in range(1, 10)]
+        assert producer.flush(timeout=30), "all ten resolved in the pipeline"
+        assert producer.outstanding == 0
+        try:
+            producer.put("held-over", b"y", timeout=0.3)
+        except kpl.BufferFullError:
+            pass
+        else:
+            raise AssertionError("a put found room while ten results were undelivered")
+        release.set()
+        assert all(f.result(timeout=30).shard_id for f in futures)
+        # Delivered: the room is back.
+        assert producer.put("held-after", b"z", timeout=5).result(timeout=30).shard_id
+
+
+def test_put_many_keeps_its_order_when_the_buffer_fills_midway(sim: Sim) -> None:
+    # Room for one 40 KB record: the second must wait. The third is small
+    # and would fit at once, but must not overtake the second.
+    stream = sim.new_stream(1)
+    config = sim.config(stream, max_buffered_bytes=65536, max_user_record_size=65536)
+    sizes = [40_000, 40_000, 100]
+    with kpl.Producer(**config) as producer:
+        futures = producer.put_many([("k", bytes([i]) * n) for i, n in enumerate(sizes)])
+        for f in futures:
+            f.result(timeout=30)
+    stored = [u.data for r in sim.read_all(stream) for u in kpl.deaggregate(r)]
+    assert [(d[0], len(d)) for d in stored] == [(i, n) for i, n in enumerate(sizes)]
+
+
 def test_put_many_waits_for_room(slow_sim: Any) -> None:
     sim, set_latency = slow_sim
     stream = sim.new_stream(1)

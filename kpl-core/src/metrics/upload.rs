@@ -255,13 +255,14 @@ pub(crate) async fn connect(config: &Config) -> Result<Client, Error> {
     Ok(Client::from_conf(builder.build()))
 }
 
-/// Starts the upload task for the windows the pipeline cuts.
+/// Starts the upload task for the windows the pipeline cuts. It ends once
+/// the pipeline has stopped and the last window was sent (or failed).
 pub(crate) fn spawn(
     config: Arc<Config>,
     windows: mpsc::UnboundedReceiver<Window>,
     shared: Arc<Shared>,
-) {
-    tokio::spawn(run(config, windows, shared));
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(config, windows, shared))
 }
 
 async fn run(

@@ -23,6 +23,7 @@ mod pending;
 mod reshard;
 mod resolution;
 mod retrier;
+mod room;
 mod router;
 mod sender;
 mod streams;
@@ -37,7 +38,8 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-pub(crate) use pending::{IndexedCallback, Pending, Reply};
+pub(crate) use pending::{IndexedCallback, IndexedRoomCallback, Pending, Reply};
+pub use room::Room;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};

@@ -6,12 +6,17 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::room::Room;
 use crate::error::{Error, ErrorKind};
 use crate::hash::HashKey;
 use crate::record::{Attempt, PutResult, UserRecord};
 
 /// One callback for a batch of records, told each record's position.
 pub(crate) type IndexedCallback = Arc<dyn Fn(usize, Result<PutResult, Error>) + Send + Sync>;
+
+/// Like [`IndexedCallback`], handed each record's buffer room too.
+pub(crate) type IndexedRoomCallback =
+    Arc<dyn Fn(usize, Result<PutResult, Error>, Room) + Send + Sync>;
 
 /// Where a record's result goes. Exactly one result goes there: if the
 /// reply is dropped unsent (the pipeline stopped, or a bug lost the
@@ -25,6 +30,9 @@ enum ReplyTo {
     /// A batch's shared callback and this record's position in the batch:
     /// no allocation per record.
     Indexed(IndexedCallback, usize),
+    /// A callback that takes the record's buffer room along (see [`Room`]).
+    CallbackWithRoom(Box<dyn FnOnce(Result<PutResult, Error>, Room) + Send>),
+    IndexedWithRoom(IndexedRoomCallback, usize),
 }
 
 impl Reply {
@@ -40,15 +48,40 @@ impl Reply {
         Reply(Some(ReplyTo::Indexed(f, index)))
     }
 
+    pub fn callback_with_room(f: Box<dyn FnOnce(Result<PutResult, Error>, Room) + Send>) -> Reply {
+        Reply(Some(ReplyTo::CallbackWithRoom(f)))
+    }
+
+    pub fn indexed_with_room(f: IndexedRoomCallback, index: usize) -> Reply {
+        Reply(Some(ReplyTo::IndexedWithRoom(f, index)))
+    }
+
+    /// Whether the result takes its record's buffer room along, to give it
+    /// back once the result reached its host.
+    pub fn holds_room(&self) -> bool {
+        matches!(
+            self.0,
+            Some(ReplyTo::CallbackWithRoom(_) | ReplyTo::IndexedWithRoom(..))
+        )
+    }
+
     /// Drops the reply without a result: for a put refused at admission,
     /// whose caller reports the refusal itself.
     pub fn forget(mut self) {
         self.0.take();
     }
 
-    pub fn send(mut self, result: Result<PutResult, Error>) {
+    /// Sends the result of a record that holds no buffer room (any more).
+    pub fn send(self, result: Result<PutResult, Error>) {
+        self.send_with_room(result, Room::none());
+    }
+
+    /// Sends a result with its record's buffer room: a reply that
+    /// [`holds_room`](Self::holds_room) passes it on, any other gives it
+    /// back first.
+    pub fn send_with_room(mut self, result: Result<PutResult, Error>, room: Room) {
         if let Some(to) = self.0.take() {
-            deliver(to, result);
+            deliver(to, result, room);
         }
     }
 }
@@ -60,7 +93,7 @@ impl Drop for Reply {
                 ErrorKind::ShutDown,
                 "the producer stopped without resolving the record",
             );
-            deliver(to, Err(err));
+            deliver(to, Err(err), Room::none());
         }
     }
 }
@@ -68,12 +101,27 @@ impl Drop for Reply {
 /// Hands a result over. A callback that panics is caught and logged: user
 /// code must not stop the pipeline, which runs the callbacks of every
 /// other record too.
-fn deliver(to: ReplyTo, result: Result<PutResult, Error>) {
+fn deliver(to: ReplyTo, result: Result<PutResult, Error>, room: Room) {
+    // Whoever sees a result must see its room given back, unless the room
+    // goes along with the result.
     let outcome = match to {
-        // The caller may have dropped its handle: nobody to tell.
-        ReplyTo::Channel(tx) => return drop(tx.send(result)),
-        ReplyTo::Callback(f) => catch_unwind(AssertUnwindSafe(move || f(result))),
-        ReplyTo::Indexed(f, i) => catch_unwind(AssertUnwindSafe(move || f(i, result))),
+        ReplyTo::Channel(tx) => {
+            drop(room);
+            // The caller may have dropped its handle: nobody to tell.
+            return drop(tx.send(result));
+        }
+        ReplyTo::Callback(f) => {
+            drop(room);
+            catch_unwind(AssertUnwindSafe(move || f(result)))
+        }
+        ReplyTo::Indexed(f, i) => {
+            drop(room);
+            catch_unwind(AssertUnwindSafe(move || f(i, result)))
+        }
+        ReplyTo::CallbackWithRoom(f) => catch_unwind(AssertUnwindSafe(move || f(result, room))),
+        ReplyTo::IndexedWithRoom(f, i) => {
+            catch_unwind(AssertUnwindSafe(move || f(i, result, room)))
+        }
     };
     if let Err(panic) = outcome {
         let what = panic

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::pending::Pending;
+use super::room::Room;
 use super::streams::StreamId;
 use crate::aggregation::KinesisRecord;
 use crate::error::{Error, ErrorKind};
@@ -102,19 +103,7 @@ impl Resolution {
         let aggregated = kr.is_aggregated();
         self.hooks
             .delivered(&kr, shard_id, attempt.map(|(started, _)| started));
-        // Counters and buffer room first, once per Kinesis record: whoever
-        // sees a result must also see it counted and its room given back.
-        let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
-        for p in &kr.records {
-            let buffering = now.saturating_duration_since(p.arrival);
-            buffering_sum += buffering;
-            buffering_max = buffering_max.max(buffering);
-            bytes += p.record.size();
-        }
-        let count = kr.records.len();
-        let metrics = &self.shared.metrics;
-        metrics.user_records_done(true, count as u64, buffering_sum, buffering_max);
-        self.release_buffer(count, bytes);
+        self.account_delivered(&kr.records, now);
         for (i, mut p) in kr.records.into_iter().enumerate() {
             let attempts = match attempt {
                 Some((started, ended)) => {
@@ -137,9 +126,33 @@ impl Resolution {
             };
             self.settle_record(p.epoch);
             self.ungate(&p);
-            p.reply.send(Ok(result));
+            let room = self.held_room(&p);
+            p.reply.send_with_room(Ok(result), room);
         }
         self.settle_epochs();
+    }
+
+    /// Counters and buffer room first, once per Kinesis record: whoever
+    /// sees a result must also see it counted and its room given back
+    /// (records whose result takes its room along give it back later).
+    fn account_delivered(&self, records: &[Pending], now: Instant) {
+        let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
+        let (mut freed, mut freed_bytes) = (0, 0);
+        for p in records {
+            let buffering = now.saturating_duration_since(p.arrival);
+            buffering_sum += buffering;
+            buffering_max = buffering_max.max(buffering);
+            bytes += p.record.size();
+            if !p.reply.holds_room() {
+                freed += 1;
+                freed_bytes += p.record.size();
+            }
+        }
+        let count = records.len();
+        let metrics = &self.shared.metrics;
+        metrics.user_records_done(true, count as u64, buffering_sum, buffering_max);
+        self.unbuffer(count, bytes);
+        self.give_room(freed, freed_bytes);
     }
 
     /// Fails a record that was past its RecordTtl.
@@ -157,24 +170,23 @@ impl Resolution {
     }
 
     pub fn fail(&mut self, p: Pending, err: Error, now: Instant) {
-        let size = p.record.size();
         let buffering = now.saturating_duration_since(p.arrival);
         self.hooks.failed(&p, err.kind() == ErrorKind::Expired, now);
         self.shared
             .metrics
             .user_records_done(false, 1, buffering, buffering);
-        self.release_buffer(1, size);
+        let room = self.release_one(&p);
         self.settle_record(p.epoch);
         self.ungate(&p);
         let err = err.with_record(p.record).with_attempts(p.attempts);
-        p.reply.send(Err(err));
+        p.reply.send_with_room(Err(err), room);
         self.settle_epochs();
     }
 
     /// Refuses a record that never entered the epochs (put while aborting).
     pub fn refuse(&mut self, p: Pending, err: Error) {
-        self.release_buffer(1, p.record.size());
-        p.reply.send(Err(err.with_record(p.record)));
+        let room = self.release_one(&p);
+        p.reply.send_with_room(Err(err.with_record(p.record)), room);
     }
 
     fn ungate(&mut self, p: &Pending) {
@@ -192,13 +204,39 @@ impl Resolution {
         self.epochs[(epoch - self.epoch_base) as usize] -= 1;
     }
 
-    /// Gives resolved records' room back to waiting puts.
-    fn release_buffer(&self, records: usize, bytes: usize) {
+    /// Stops counting resolved records as buffered.
+    fn unbuffer(&self, records: usize, bytes: usize) {
         let shared = &self.shared;
         shared.outstanding.fetch_sub(records as u64, Relaxed);
         shared.buffered_bytes.fetch_sub(bytes as u64, Relaxed);
-        shared.record_permits.add_permits(records);
-        shared.byte_permits.add_permits(bytes);
+    }
+
+    /// Gives resolved records' room back to waiting puts.
+    fn give_room(&self, records: usize, bytes: usize) {
+        self.shared.record_permits.add_permits(records);
+        self.shared.byte_permits.add_permits(bytes);
+    }
+
+    /// The room a record's result takes along, if its reply holds it (the
+    /// room of any other record was given back already).
+    fn held_room(&self, p: &Pending) -> Room {
+        if p.reply.holds_room() {
+            Room::held(self.shared.clone(), p.record.size() as u32)
+        } else {
+            Room::none()
+        }
+    }
+
+    /// Unbuffers one record and gives its room back, or hands it over.
+    fn release_one(&self, p: &Pending) -> Room {
+        let size = p.record.size();
+        self.unbuffer(1, size);
+        if p.reply.holds_room() {
+            self.held_room(p)
+        } else {
+            self.give_room(1, size);
+            Room::none()
+        }
     }
 
     /// Drops finished epochs and wakes the flushes waiting on them.

@@ -13,31 +13,33 @@ use crate::pipeline::{Command, Pending, Reply};
 use crate::record::UserRecord;
 
 impl Producer {
-    /// Validates a record and finds its stream; no buffer room is taken yet.
+    /// Finds a record's stream and validates it; no buffer room is taken
+    /// yet. A record that names no stream is given the default one, so
+    /// every outcome, refusals included, says where it was going.
     /// A refused record's reply is forgotten: the caller reports the
     /// refusal itself, so the record gets exactly one outcome.
     pub(super) fn admit(&self, record: UserRecord, reply: Reply) -> Result<Admitted, Error> {
-        if self.inner.closed.load(Relaxed) {
+        let refuse = |reply: Reply, e: Error, record: UserRecord| {
             reply.forget();
-            return Err(shut_down().with_record(record));
-        }
-        let hash_key = match record.validate(self.inner.config.max_user_record_size) {
-            Ok(h) => h,
-            Err(e) => {
-                reply.forget();
-                return Err(e.with_record(record));
-            }
+            Err(e.with_record(record))
         };
-        let stream = match record.stream_arc().or(self.inner.default_stream.as_ref()) {
-            Some(s) => s.clone(),
-            None => {
-                reply.forget();
-                return Err(Error::new(
+        if self.inner.closed.load(Relaxed) {
+            return refuse(reply, shut_down(), record);
+        }
+        let (stream, record) = match (record.stream_arc(), &self.inner.default_stream) {
+            (Some(s), _) => (s.clone(), record),
+            (None, Some(default)) => (default.clone(), record.with_stream(default.clone())),
+            (None, None) => {
+                let e = Error::new(
                     ErrorKind::InvalidRecord,
                     "the record names no stream and the producer has no default stream (StreamName)",
-                )
-                .with_record(record));
+                );
+                return refuse(reply, e, record);
             }
+        };
+        let hash_key = match record.validate(self.inner.config.max_user_record_size) {
+            Ok(h) => h,
+            Err(e) => return refuse(reply, e, record),
         };
         Ok(Admitted {
             record,

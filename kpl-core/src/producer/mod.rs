@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 mod admission;
+mod with_room;
 
 use admission::{buffer_full, shut_down};
 
@@ -61,6 +62,9 @@ struct Inner {
     closed: AtomicBool,
     runtime: tokio::runtime::Handle,
     engine: Mutex<Option<JoinHandle<()>>>,
+    /// The CloudWatch upload task, if metrics are on: shutdown waits for
+    /// it to send the last window.
+    uploads: Mutex<Option<JoinHandle<()>>>,
     /// The outcome of the first `shutdown`; later calls wait for it.
     shutdown: tokio::sync::OnceCell<Result<(), String>>,
 }
@@ -165,9 +169,7 @@ impl Producer {
         });
         let (commands, rx) = mpsc::unbounded_channel();
         let (hooks, windows) = metrics::Hooks::new(&config);
-        if let Some(windows) = windows {
-            metrics::spawn_upload(config.clone(), windows, shared.clone());
-        }
+        let uploads = windows.map(|w| metrics::spawn_upload(config.clone(), w, shared.clone()));
         let engine = Engine::new(config.clone(), transport, shared.clone(), rx, hooks);
         let handle = tokio::spawn(engine.run());
         Producer {
@@ -179,6 +181,7 @@ impl Producer {
                 closed: AtomicBool::new(false),
                 runtime: tokio::runtime::Handle::current(),
                 engine: Mutex::new(Some(handle)),
+                uploads: Mutex::new(uploads),
                 shutdown: tokio::sync::OnceCell::new(),
             }),
         }
@@ -265,13 +268,18 @@ impl Producer {
         records: impl IntoIterator<Item = UserRecord>,
     ) -> Vec<Result<PutHandle, Error>> {
         let mut out = Vec::new();
-        let refused = self
-            .submit_many(records, Some(self.put_timeout()), |_| {
+        let mut refused = Vec::new();
+        self.submit_many(
+            records,
+            Some(self.put_timeout()),
+            |_| {
                 let (tx, rx) = oneshot::channel();
                 out.push(Ok(PutHandle { rx }));
                 Reply::channel(tx)
-            })
-            .await;
+            },
+            |i, e| refused.push((i, e)),
+        )
+        .await;
         for (i, e) in refused {
             out[i] = Err(e);
         }
@@ -306,9 +314,10 @@ impl Producer {
             .await
     }
 
-    /// Like [`put_many_with`](Self::put_many_with) without waiting: records
-    /// that find the buffer full get a `BufferFull` error (with the record)
-    /// through the callback.
+    /// Like [`put_many_with`](Self::put_many_with) without waiting: the
+    /// first record that finds the buffer full, and every valid record
+    /// after it, get a `BufferFull` error (with the record) through the
+    /// callback, so putting those again in order keeps the batch's order.
     pub fn try_put_many_with<F>(&self, records: impl IntoIterator<Item = UserRecord>, callback: F)
     where
         F: Fn(usize, Result<PutResult, Error>) + Send + Sync + 'static,
@@ -348,24 +357,24 @@ impl Producer {
         callback: IndexedCallback,
         wait: Option<Option<Duration>>,
     ) {
-        let refused = self
-            .submit_many(records, wait, |i| Reply::indexed(callback.clone(), i))
+        let reply_for = |i| Reply::indexed(callback.clone(), i);
+        self.submit_many(records, wait, reply_for, |i, e| callback(i, Err(e)))
             .await;
-        for (i, e) in refused {
-            callback(i, Err(e));
-        }
     }
 
     /// Admits records in chunks, one command per chunk. `wait`: `None`
     /// never waits, `Some(timeout)` waits for room (at most `timeout` per
-    /// record). Returns the refused records' positions and errors.
-    async fn submit_many(
+    /// record). The refused records' positions and errors go to
+    /// `refused` at the end, once every admitted record was handed on.
+    pub(super) async fn submit_many(
         &self,
         records: impl IntoIterator<Item = UserRecord>,
         wait: Option<Option<Duration>>,
         mut reply_for: impl FnMut(usize) -> Reply,
-    ) -> Vec<(usize, Error)> {
+        mut refused_to: impl FnMut(usize, Error),
+    ) {
         let mut refused = Vec::new();
+        let mut full = false;
         let mut chunk = Vec::with_capacity(PUT_MANY_CHUNK);
         for (i, record) in records.into_iter().enumerate() {
             let admitted = match self.admit(record, reply_for(i)) {
@@ -376,7 +385,10 @@ impl Producer {
                 }
             };
             let size = admitted.record.size();
-            if !self.try_reserve(size) {
+            // Without waiting, the first record that finds the buffer full
+            // refuses the rest of the batch too: a later, smaller record
+            // must not overtake it (the caller puts them again in order).
+            if full || !self.try_reserve(size) {
                 // About to wait (or give up): let the engine work on what we have.
                 if !chunk.is_empty() {
                     self.send(Command::PutMany(std::mem::take(&mut chunk)));
@@ -386,6 +398,7 @@ impl Producer {
                     Some(timeout) => self.reserve_within(size, timeout).await,
                 };
                 if let Err(e) = reserved {
+                    full = wait.is_none();
                     refused.push((i, admitted.refuse(e)));
                     continue;
                 }
@@ -398,7 +411,9 @@ impl Producer {
         if !chunk.is_empty() {
             self.send(Command::PutMany(chunk));
         }
-        refused
+        for (i, e) in refused {
+            refused_to(i, e);
+        }
     }
 
     /// Sends everything buffered now, without waiting for
@@ -454,6 +469,14 @@ impl Producer {
             let grace = self.inner.config.request_timeout + Duration::from_secs(1);
             if tokio::time::timeout(grace, engine).await.is_err() {
                 tracing::error!("the producer's pipeline did not stop within RequestTimeout");
+            }
+        }
+        // The pipeline cut the last metrics window as it stopped.
+        let uploads = self.inner.uploads.lock().take();
+        if let Some(uploads) = uploads {
+            let grace = self.inner.config.request_timeout + Duration::from_secs(1);
+            if tokio::time::timeout(grace, uploads).await.is_err() {
+                tracing::warn!("the last metrics window was not uploaded within RequestTimeout");
             }
         }
         match flushed {

@@ -16,6 +16,7 @@ mod ordering;
 mod plan;
 mod regressions;
 mod run;
+mod workloads;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

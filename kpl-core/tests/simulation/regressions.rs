@@ -239,3 +239,171 @@ async fn a_second_shutdown_waits_for_the_first() {
         "the first call reports the outcome; a later one, that it is done"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn results_not_yet_handed_to_their_host_hold_their_buffer_room() {
+    // A binding queues results for a host thread (Python's delivery thread,
+    // Node's event loop). Until the host has them they must count against
+    // the buffer, or a host that falls behind lets results pile up without
+    // bound while puts go on being accepted.
+    let producer = room_for_ten();
+    let queued = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for i in 0..10 {
+        let queued = queued.clone();
+        producer
+            .try_put_with_room(UserRecord::new(format!("k{i}"), "v"), move |r, room| {
+                assert_eq!(room.bytes(), format!("k{i}").len() + 1);
+                queued.lock().unwrap().push((r.expect("delivered"), room));
+            })
+            .expect("room for ten");
+    }
+    producer.flush().await.unwrap();
+    assert_eq!(queued.lock().unwrap().len(), 10, "all ten resolved");
+    assert_eq!(producer.outstanding(), 0, "none left in the pipeline");
+    let err = producer.try_put(UserRecord::new("k", "v")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BufferFull, "{err}");
+
+    // The host takes five: five puts fit, the sixth does not.
+    queued.lock().unwrap().drain(..5);
+    for i in 0..5 {
+        producer
+            .try_put(UserRecord::new(format!("m{i}"), "v"))
+            .expect("room given back");
+    }
+    let err = producer.try_put(UserRecord::new("k", "v")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BufferFull, "{err}");
+
+    // The same through put_many: failures (here: invalid records) hold
+    // nothing; a callback that panics gives its room back as it unwinds.
+    queued.lock().unwrap().clear();
+    producer.flush().await.unwrap();
+    let called = Arc::new(AtomicUsize::new(0));
+    let calls = called.clone();
+    let records = (0..10).map(|i| {
+        UserRecord::new(
+            if i == 3 {
+                String::new()
+            } else {
+                format!("n{i}")
+            },
+            "v",
+        )
+    });
+    producer
+        .put_many_with_room(records, move |i, r, room| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if i == 3 {
+                assert!(
+                    r.is_err() && room.bytes() == 0,
+                    "an invalid record holds no room"
+                );
+            } else {
+                panic!("a host bug while handing over record {i}: {:?}", r.is_ok());
+            }
+        })
+        .await;
+    producer.flush().await.unwrap();
+    assert_eq!(called.load(Ordering::SeqCst), 10);
+    for i in 0..10 {
+        producer
+            .try_put(UserRecord::new(format!("p{i}"), "v"))
+            .expect("every room came back");
+    }
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn plain_callbacks_give_the_room_back_before_they_run() {
+    // The contrast that makes the test above meaningful: without
+    // `*_with_room`, a result's room is free by the time anyone sees it.
+    let producer = room_for_ten();
+    let queued = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for i in 0..10 {
+        let queued = queued.clone();
+        producer
+            .try_put_with(UserRecord::new(format!("k{i}"), "v"), move |r| {
+                queued.lock().unwrap().push(r.expect("delivered"));
+            })
+            .expect("room for ten");
+    }
+    producer.flush().await.unwrap();
+    assert_eq!(queued.lock().unwrap().len(), 10);
+    producer
+        .try_put(UserRecord::new("k", "v"))
+        .expect("room is free once results are out");
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+/// A producer over a 2-shard stream with room for ten records.
+fn room_for_ten() -> Producer {
+    let model = model(&[("s", 2)], Limits::unlimited(), Faults::none());
+    let limit = base()
+        .set("MaxBufferedRecords", "10")
+        .expect("a KPL setting");
+    start(&model, limit).0
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_for_the_default_stream_names_it_in_every_outcome() {
+    // The bindings used to differ here (only Node filled the default
+    // stream in); now the producer does it once for all of them.
+    let model = model(&[("s", 1)], Limits::unlimited(), Faults::none());
+    let (producer, _) = start(&model, base());
+    let refused = producer.try_put(UserRecord::new("", "v")).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidRecord, "{refused}");
+    assert_eq!(refused.record().and_then(|r| r.stream()), Some("s"));
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+
+    // A stream the service does not know fails in the pipeline.
+    let (producer, _) = start(&model, base().stream("gone"));
+    let failed = producer
+        .put(UserRecord::new("k", "v"))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failed.record().and_then(|r| r.stream()),
+        Some("gone"),
+        "{failed}"
+    );
+    let named = producer
+        .put(UserRecord::new("k", "v").with_stream("s"))
+        .await
+        .unwrap()
+        .await
+        .expect("delivered");
+    assert!(named.shard_id().starts_with("shardId-"));
+    let _ = producer.shutdown(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_finds_the_buffer_full_is_refused_from_there_on() {
+    // Room for one 40 KB record: the second finds the buffer full. The
+    // third, small, would fit, but taking it would let it overtake the
+    // second when the caller puts the refused ones again.
+    let model = model(&[("s", 1)], Limits::unlimited(), Faults::none());
+    let limit = base()
+        .set("MaxBufferedBytes", "65536")
+        .and_then(|b| b.set("MaxUserRecordSize", "65536"))
+        .expect("KPL settings");
+    let (producer, _) = start(&model, limit);
+    let records = [40_000, 40_000, 100].map(|n| UserRecord::new("k", vec![1u8; n]));
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = outcomes.clone();
+    producer.try_put_many_with(records, move |i, r| {
+        seen.lock().unwrap().push((i, r.err().map(|e| e.kind())));
+    });
+    producer.flush().await.unwrap();
+    let mut outcomes = outcomes.lock().unwrap().clone();
+    outcomes.sort_by_key(|(i, _)| *i);
+    assert_eq!(
+        outcomes,
+        [
+            (0, None),
+            (1, Some(ErrorKind::BufferFull)),
+            (2, Some(ErrorKind::BufferFull))
+        ]
+    );
+    producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
