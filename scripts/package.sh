@@ -89,6 +89,7 @@ ADDON="kpl-rs.$NODE_PLATFORM.node"
 npm_main="$STAGE/npm/kpl-rs"
 mkdir -p "$npm_main"
 cp bindings/node/{package.json,README.md,index.js,index.mjs,index.d.ts,native.cjs,native.d.ts} "$npm_main/"
+cp -r bindings/node/lib "$npm_main/"
 cp LICENSE "$npm_main/"
 cp "$OUT/libkpl_node.so" "$npm_main/$ADDON"
 (cd "$npm_main" && npm pack --silent --pack-destination "$DIST" >/dev/null)

@@ -20,7 +20,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export KPL_BIN="${KPL_BIN:-$TARGET_DIR/debug/kpl}"
 VENV="$ROOT/.venv"
 
-ALL_STEPS=(lint build rust sim python node c python_binding node_binding docs package)
+ALL_STEPS=(lint build rust sim python node c node_binding python_binding docs package)
 FAILED=()
 PASSED=()
 

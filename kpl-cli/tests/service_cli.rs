@@ -302,8 +302,11 @@ async fn through_an_authenticating_proxy_records_arrive_and_a_wrong_password_fai
     assert!(all.contains("proxy refused the credentials"), "{all}");
     assert!(all.contains("(after 1 attempts)"), "{all}");
     assert!(!all.contains("wr0ng-pa55"), "{all}");
+    // Each call that reaches the proxy (DescribeStreamSummary, ListShards,
+    // PutRecords, the last metrics upload at shutdown) tunnels at most
+    // twice: the call, and the probe that asks the proxy why it refused.
     let tries = proxy.tunnels_to(sim_port) - before;
-    assert!(tries <= 6, "{tries} CONNECTs for one record: a retry loop");
+    assert!(tries <= 8, "{tries} CONNECTs for one record: a retry loop");
     let stored: usize = sim
         .records("proxied")
         .unwrap()

@@ -1,0 +1,407 @@
+'use strict';
+// The Producer: puts, results, flush and close over the native addon.
+
+const native = require('../native.cjs');
+const { PutManyError, isErrInfo, toError } = require('./errors');
+const { Columns, recordBytes, unpack } = require('./records');
+const { PutResult } = require('./results');
+const { toSettings } = require('./settings');
+
+const kNative = Symbol('native');
+const CREATE = Symbol('create');
+
+class Producer {
+  /**
+   * `new Producer(options)` returns at once; the SDK client is made in the
+   * background and every call waits for it (a bad configuration throws
+   * here; an error creating the client rejects every call, and `ready()`).
+   * `await Producer.create(options)` does the same and waits.
+   */
+  constructor(options, propertiesPath, token) {
+    this._pending = new Map(); // id -> {resolve, reject}
+    this._nextId = 0;
+    this._keepAlive = null;
+    this._closed = false;
+    this._native = null;
+    // put() calls made in one turn of the event loop go to the native side
+    // together, in putMany chunks: the records, and [resolve, reject, ...].
+    this._queue = new Columns();
+    this._resolvers = [];
+    this._draining = null;
+    const settings = toSettings(options);
+    const path = token === CREATE ? propertiesPath : undefined;
+    const bad = native.checkConfig(settings, path);
+    if (bad) throw toError(bad);
+    this._ready = native.createProducer(settings, path, (batch) => this._onResults(batch))
+      .then((p) => {
+        if (isErrInfo(p)) throw toError(p);
+        this._native = p;
+        return this;
+      });
+    // Errors surface through the calls that wait on _ready; do not let an
+    // unobserved one become an unhandled rejection.
+    this._ready.catch(() => {});
+  }
+
+  /** Creates a producer and waits until it is ready. */
+  static async create(options) {
+    const p = new Producer(options);
+    return p.ready();
+  }
+
+  /**
+   * Creates a producer from a KPL properties file (`Name = value` lines);
+   * `overrides` (camelCase or KPL names) win over the file.
+   */
+  static async fromProperties(path, overrides) {
+    if (typeof path !== 'string') throw new TypeError('path must be a string');
+    const p = new Producer(overrides, path, CREATE);
+    return p.ready();
+  }
+
+  /** Resolves with the producer once its Kinesis client is made. */
+  ready() {
+    return this._ready;
+  }
+
+  /** Records put and not yet resolved. */
+  get outstanding() {
+    const queued = this._queue.length;
+    return (this._native ? this._native.outstanding() : this._pending.size) + queued;
+  }
+
+  /** The KPL's metrics (UserRecordsPut, KinesisRecordsPut, ErrorsByCode, ...). */
+  metrics() {
+    return this._native ? this._native.metrics() : {};
+  }
+
+  /** The effective settings, by KPL names (credentials left out). */
+  config() {
+    return this._native ? this._native.config() : {};
+  }
+
+  // -- results --
+
+  _track(id, entry) {
+    this._pending.set(id, entry);
+    if (this._keepAlive === null) {
+      // While records are outstanding, keep the process alive until each
+      // has its result (bounded by RecordTtl). Nothing else of ours holds
+      // the event loop: the results channel is unref'd.
+      this._keepAlive = setInterval(() => {}, 1 << 30);
+    }
+  }
+
+  _untrack(id) {
+    const entry = this._pending.get(id);
+    if (entry === undefined) return undefined;
+    this._pending.delete(id);
+    if (this._pending.size === 0 && this._keepAlive !== null) {
+      clearInterval(this._keepAlive);
+      this._keepAlive = null;
+    }
+    return entry;
+  }
+
+  _onResults(batch) {
+    const { ids, indexes, groupOf, subSequenceNumbers, groups, failures } = batch;
+    const { attemptCounts, attemptErrors } = batch;
+    const pending = this._pending;
+    let lastId = -1;
+    let entry;
+    let at = 0; // next attempt in the batch's delaysMs / durationsMs
+    let nextError = 0; // next entry of attemptErrors
+    for (let i = 0; i < ids.length; i++) {
+      const count = attemptCounts[i];
+      const result = new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, at, count, nextError);
+      at += count;
+      while (nextError < attemptErrors.length && attemptErrors[nextError].at < at) nextError++;
+      const id = ids[i];
+      if (id !== lastId) {
+        entry = pending.get(id);
+        lastId = id;
+      }
+      if (entry === undefined) continue;
+      if (entry.singles !== undefined) {
+        const resolve = entry.singles[2 * indexes[i]];
+        this._singleSettled(id, entry);
+        resolve(result);
+        if (entry.left === 0) entry = undefined;
+      } else if (entry.chunk === undefined) {
+        this._untrack(id);
+        entry.resolve(result);
+      } else {
+        this._chunkResult(id, entry, indexes[i], result, false);
+        if (entry.left === 0) entry = undefined;
+      }
+    }
+    for (const d of failures) {
+      const e = pending.get(d.id);
+      if (e === undefined) continue;
+      if (e.singles !== undefined) {
+        const reject = e.singles[2 * d.index + 1];
+        this._singleSettled(d.id, e);
+        reject(toError(d.error));
+      } else if (e.chunk === undefined) {
+        this._untrack(d.id);
+        e.reject(toError(d.error));
+      } else {
+        this._chunkResult(d.id, e, d.index, toError(d.error), true);
+      }
+    }
+  }
+
+  /** One put() of a batched chunk has its outcome. */
+  _singleSettled(id, entry) {
+    if (--entry.left === 0) this._untrack(id);
+  }
+
+  /** One record of a putMany chunk has its outcome. */
+  _chunkResult(id, entry, index, outcome, failed) {
+    const batch = entry.batch;
+    batch.results[entry.map === null ? entry.base + index : entry.map[index]] = outcome;
+    if (failed) batch.failed++;
+    if (--entry.left === 0) this._untrack(id);
+    if (--batch.left === 0) batch.settle();
+  }
+
+  _id() {
+    this._nextId = (this._nextId + 1) >>> 0;
+    return this._nextId;
+  }
+
+  /**
+   * Puts without waiting for room; returns the record's admission as a
+   * settled state. Returns [promise] if accepted or throws the error.
+   */
+  _tryPut(fields) {
+    const id = this._id();
+    let resolve, reject;
+    const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
+    this._track(id, { resolve, reject });
+    const err = this._native.tryPut(id, fields[0], fields[1], fields[2], fields[3]);
+    if (err) {
+      this._untrack(id);
+      return { error: err, promise: null };
+    }
+    return { error: null, promise };
+  }
+
+  /** Waits for room. Resolves with the result promise (wrapped) once accepted. */
+  async _putWait(fields) {
+    const id = this._id();
+    let resolve, reject;
+    const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
+    this._track(id, { resolve, reject });
+    const err = await this._native.putWait(id, fields[0], fields[1], fields[2], fields[3]);
+    if (err) {
+      this._untrack(id);
+      throw toError(err);
+    }
+    return { promise };
+  }
+
+  /** Two-stage put: resolves `{ result }` once the record has buffer room. */
+  async _admit(record) {
+    const fields = unpack(record);
+    if (this._native === null) await this._ready;
+    const r = this._tryPut(fields);
+    if (r.error === null) return { promise: r.promise };
+    if (r.error.kind !== 'BufferFull') throw toError(r.error);
+    return this._putWait(fields);
+  }
+
+  /**
+   * Puts a record. The promise settles once the record had buffer room
+   * (waiting while the buffer is full: backpressure) and then got its
+   * result: a PutResult, or a KplError subclass holding the record.
+   */
+  put(record) {
+    let bytes;
+    try {
+      bytes = recordBytes(record);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      this._queue.push(record, bytes);
+      this._resolvers.push(resolve, reject);
+      // The first put of this turn schedules the hand-over; the others of
+      // the same turn join it (one native call per chunk, not per record).
+      if (this._draining === null) this._draining = Promise.resolve().then(() => this._drain());
+    });
+  }
+
+  /** Hands a packed chunk, tracked under `id`, to the native side. */
+  _putChunk(id, c) {
+    try {
+      return this._native.putMany(id, c.packed, c.offsets, c.streams, c.ehks);
+    } catch (e) {
+      this._untrack(id); // refused whole: no outcome will come for it
+      throw e;
+    }
+  }
+
+  /**
+   * Hands queued put() records to the native side in putMany chunks, in
+   * order; each chunk's call resolves once its records were admitted (so
+   * a full buffer holds the queue back: backpressure).
+   */
+  async _drain() {
+    let resolvers = [];
+    let sent = 0; // records of `resolvers` handed to the native side
+    try {
+      if (this._native === null) await this._ready;
+      while (this._queue.length > 0) {
+        const cols = this._queue;
+        resolvers = this._resolvers;
+        sent = 0;
+        this._queue = new Columns();
+        this._resolvers = [];
+        while (sent < cols.length) {
+          const c = cols.chunk(sent);
+          const id = this._id();
+          this._track(id, { singles: resolvers.slice(2 * sent, 2 * c.next), left: c.next - sent });
+          const admitted = this._putChunk(id, c);
+          sent = c.next;
+          await admitted;
+        }
+      }
+    } catch (err) {
+      // The producer never started (or the native call refused the batch):
+      // fail every put not yet handed over.
+      for (let i = 2 * sent; i < resolvers.length; i += 2) resolvers[i + 1](err);
+      const waiting = this._resolvers;
+      this._queue = new Columns();
+      this._resolvers = [];
+      for (let i = 0; i < waiting.length; i += 2) waiting[i + 1](err);
+    } finally {
+      this._draining = null;
+    }
+  }
+
+  /**
+   * Two-stage put: resolves `{ result }` as soon as the record is in the
+   * buffer (waiting while it is full); `result` is the promise of its
+   * PutResult. `await send()` in a loop gives flow control without
+   * waiting for each record's delivery.
+   */
+  async send(record) {
+    const { promise } = await this._admit(record);
+    promise.catch(() => {}); // the caller observes it through `result`
+    return { result: promise };
+  }
+
+  /**
+   * Puts without waiting: returns the promise of the PutResult, or throws
+   * BufferFullError (holding the record) when the buffer is full, or
+   * ValidationError / ShutDownError. Before the producer is ready it
+   * throws BufferFullError too.
+   */
+  tryPut(record) {
+    const fields = unpack(record);
+    if (this._native === null) {
+      throw toError({
+        kind: this._closed ? 'ShutDown' : 'BufferFull',
+        message: 'the producer is not ready yet (await producer.ready())',
+        retryable: !this._closed, record, attempts: [],
+      });
+    }
+    const r = this._tryPut(fields);
+    if (r.error !== null) throw toError(r.error);
+    return r.promise;
+  }
+
+  /**
+   * Puts many records, in order, waiting for room as needed. Resolves with
+   * one PutResult per record, in order, once all are delivered; if any
+   * failed it rejects with a PutManyError whose `results` holds, per
+   * record, its PutResult or its KplError (and `errors` the failures).
+   */
+  async putMany(records) {
+    if (!Array.isArray(records)) throw new TypeError('putMany takes an array of records');
+    const n = records.length;
+    if (n === 0) return [];
+    let resolve;
+    const done = new Promise((res) => { resolve = res; });
+    const batch = { results: new Array(n), left: n, failed: 0, settle: () => resolve() };
+    // The records go to the native side in chunks: one native call, one
+    // concatenated buffer and one pending entry per chunk, each record's
+    // outcome comes back by its index in the chunk.
+    // Checked and taken here, before any await; a refused record keeps its
+    // place in `results`, `positions` maps the others back when any was.
+    const cols = new Columns();
+    let positions = null;
+    for (let i = 0; i < n; i++) {
+      let bytes;
+      try {
+        bytes = recordBytes(records[i]);
+      } catch (e) {
+        batch.results[i] = e;
+        batch.failed++;
+        batch.left--;
+        if (positions === null) positions = Array.from({ length: cols.length }, (_, k) => k);
+        continue;
+      }
+      if (positions !== null) positions.push(i);
+      cols.push(records[i], bytes);
+    }
+    if (cols.length > 0 && this._native === null) await this._ready;
+    for (let at = 0; at < cols.length;) {
+      const c = cols.chunk(at);
+      const id = this._id();
+      const map = positions === null ? null : positions.slice(at, c.next);
+      this._track(id, { chunk: true, batch, base: at, map, left: c.next - at });
+      at = c.next;
+      // Resolves once every record of the chunk was admitted (or refused):
+      // the next chunk waits for it, which keeps the order and gives
+      // backpressure.
+      await this._putChunk(id, c);
+    }
+    if (batch.left > 0) await done;
+    const results = batch.results;
+    if (batch.failed > 0) {
+      const errors = [];
+      for (const r of results) if (r instanceof Error) errors.push(r);
+      throw new PutManyError(results, errors);
+    }
+    return results;
+  }
+
+  /**
+   * Sends everything buffered now and resolves once every record put
+   * before the call has its result.
+   */
+  async flush() {
+    await this._ready;
+    // put() calls made before this one are on their way to the native side.
+    while (this._draining !== null) await this._draining;
+    const err = await this._native.flush();
+    if (err) throw toError(err);
+  }
+
+  /**
+   * Stops accepting records, flushes (at most `timeoutMs`, default 30 s),
+   * and stops the pipeline; records still unresolved then fail with
+   * ShutDownError. Later puts fail with ShutDownError. Closing twice is a
+   * no-op. Afterwards nothing of ours keeps the process alive.
+   */
+  async close(timeoutMs = 30_000) {
+    this._closed = true;
+    try {
+      await this._ready;
+    } catch {
+      return; // never started: nothing to close
+    }
+    while (this._draining !== null) await this._draining;
+    const err = await this._native.close(Number(timeoutMs));
+    if (err) throw toError(err);
+  }
+
+  /** `await using producer = await Producer.create(...)` closes it. */
+  async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
+    await this.close();
+  }
+}
+
+module.exports = { Producer };
