@@ -50,11 +50,7 @@ pub struct ProducerArgs {
 impl ProducerArgs {
     /// The configuration these flags describe, for `stream`.
     pub fn builder(&self, stream: &str) -> Result<ConfigBuilder, String> {
-        let mut b = match &self.config {
-            Some(path) => Config::from_properties(path).map_err(|e| e.to_string())?,
-            None => Config::builder(),
-        };
-        b = b.stream(stream);
+        let mut pairs = vec![("StreamName".to_owned(), stream.to_owned())];
         let flags: [(&str, Option<String>); 10] = [
             ("KinesisEndpoint", self.endpoint.clone()),
             ("Region", self.region.clone()),
@@ -85,17 +81,17 @@ impl ProducerArgs {
             ("RateLimit", self.rate_limit.map(|v| v.to_string())),
             ("RecordTtl", self.record_ttl.map(|v| v.to_string())),
         ];
-        for (name, value) in flags {
-            if let Some(value) = value {
-                b = b.set(name, &value).map_err(|e| e.to_string())?;
-            }
-        }
+        pairs.extend(
+            flags
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_owned(), value?))),
+        );
         for setting in &self.settings {
             let (name, value) = setting
                 .split_once('=')
                 .ok_or_else(|| format!("--set {setting:?}: expected NAME=VALUE"))?;
-            b = b.set(name.trim(), value).map_err(|e| e.to_string())?;
+            pairs.push((name.trim().to_owned(), value.to_owned()));
         }
-        Ok(b)
+        Config::from_parts(self.config.as_deref(), pairs).map_err(|e| e.to_string())
     }
 }

@@ -63,10 +63,9 @@ pub unsafe extern "C" fn kpl_config_set(
             let name = unsafe { utf8(name, "name")? };
             // SAFETY: per the contract.
             let value = unsafe { utf8(value, "value")? };
-            config.builder = config
+            config
                 .builder
-                .clone()
-                .set(name, value)
+                .apply(name, value)
                 .map_err(|e| fail_with(&e))?;
             Ok(())
         })())

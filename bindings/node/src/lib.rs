@@ -18,6 +18,7 @@
 
 #![deny(clippy::all)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -312,20 +313,20 @@ fn build_config(
     settings: Vec<Vec<String>>,
     properties_path: Option<String>,
 ) -> std::result::Result<Config, KplError> {
-    let mut builder = match properties_path {
-        Some(path) => Config::from_properties(path)?,
-        None => Config::builder(),
-    };
-    for pair in settings {
-        let [name, value] = <[String; 2]>::try_from(pair).map_err(|_| {
-            KplError::new(
-                ErrorKind::InvalidConfig,
-                "settings must be [name, value] pairs",
-            )
-        })?;
-        builder = builder.set(&name, &value)?;
-    }
-    builder.build()
+    let pairs = settings
+        .into_iter()
+        .map(|pair| {
+            <[String; 2]>::try_from(pair)
+                .map(|[n, v]| (n, v))
+                .map_err(|_| {
+                    KplError::new(
+                        ErrorKind::InvalidConfig,
+                        "settings must be [name, value] pairs",
+                    )
+                })
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Config::from_parts(properties_path.as_deref().map(Path::new), pairs)?.build()
 }
 
 /// Creates a producer. Resolves to the producer or to an `ErrInfo`.

@@ -194,14 +194,10 @@ impl NativeProducer {
         settings: Vec<(String, String)>,
         properties: Option<std::path::PathBuf>,
     ) -> PyResult<NativeProducer> {
-        let mut builder = match &properties {
-            Some(path) => Config::from_properties(path).map_err(|e| to_py_err(py, &e))?,
-            None => Config::builder(),
-        };
-        for (name, value) in &settings {
-            builder = builder.set(name, value).map_err(|e| to_py_err(py, &e))?;
-        }
-        let config = builder.build().map_err(|e| to_py_err(py, &e))?;
+        let pairs = settings.iter().map(|(n, v)| (n, v));
+        let config = Config::from_parts(properties.as_deref(), pairs)
+            .and_then(|b| b.build())
+            .map_err(|e| to_py_err(py, &e))?;
         let put_timeout = Some(config.user_record_timeout).filter(|t| !t.is_zero());
         let env = env()?;
         let runtime = env.runtime.clone();

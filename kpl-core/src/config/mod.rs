@@ -253,6 +253,34 @@ impl Config {
         Config::builder().properties(&text, &path.display().to_string())
     }
 
+    /// The one way every front end (C, Python, Node, the `kpl` command)
+    /// builds a configuration: a KPL properties file, if given, then
+    /// `settings` in order, each overriding what came before. Names are
+    /// the KPL's in any case style; errors are `set`'s and
+    /// `from_properties`'s.
+    ///
+    /// ```
+    /// let config = kpl_core::Config::from_parts(None, [("record_ttl", "5000"), ("RateLimit", "80")])
+    ///     .unwrap()
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.record_ttl.as_millis(), 5000);
+    /// assert_eq!(config.rate_limit, 80);
+    /// ```
+    pub fn from_parts<N: AsRef<str>, V: AsRef<str>>(
+        properties: Option<&Path>,
+        settings: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<ConfigBuilder, Error> {
+        let mut builder = match properties {
+            Some(path) => Config::from_properties(path)?,
+            None => Config::builder(),
+        };
+        for (name, value) in settings {
+            builder.apply(name.as_ref(), value.as_ref())?;
+        }
+        Ok(builder)
+    }
+
     /// The settings as KPL names and values, for logs and tools (secrets
     /// redacted; credentials left out).
     pub fn entries(&self) -> Vec<(&'static str, String)> {

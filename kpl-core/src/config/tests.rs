@@ -189,3 +189,27 @@ fn a_rejected_value_leaves_the_builder_as_it_was() {
     assert!(err.to_string().contains("from 1 to 500"), "{err}");
     assert_eq!(builder.build().unwrap().collection_max_count, 200);
 }
+
+#[test]
+fn from_parts_applies_the_file_then_the_settings_in_order() {
+    let path = std::env::temp_dir().join(format!("kpl-parts-{}.properties", std::process::id()));
+    std::fs::write(&path, "RecordTtl = 1000\nAggregationMaxSize = 2000\n").unwrap();
+    let c = Config::from_parts(Some(&path), [("record_ttl", "5000"), ("RecordTtl", "7000")])
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(
+        c.record_ttl,
+        Duration::from_millis(7000),
+        "the last one wins"
+    );
+    assert_eq!(c.aggregation_max_size, 2000, "the file's, not overridden");
+    let err = Config::from_parts(Some(&path), [("RateLimit", "x")]).unwrap_err();
+    assert!(err.to_string().contains("RateLimit"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    let err = Config::from_parts(Some(&path), Vec::<(&str, &str)>::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("cannot read properties file"),
+        "{err}"
+    );
+}
