@@ -25,6 +25,7 @@ pub mod cloudwatch;
 pub mod config;
 mod entries;
 pub mod faults;
+mod keys;
 pub mod limits;
 mod model;
 pub mod ondemand;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Shared, add, to_json};
 use crate::protocol::{self, ApiError, StreamOp, epoch_secs};
-use crate::state::{Stream, parse_seq, read_shard, seq_string};
+use crate::state::{Rec, Shard, Stream, parse_seq, seq_string};
 
 impl Shared {
     pub(crate) fn get_shard_iterator(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
@@ -188,4 +188,60 @@ fn decode_iterator(it: &str) -> Option<(String, u64, u32, u64)> {
     let idx = p.next()?.parse().ok()?;
     let pos = p.next()?.parse().ok()?;
     Some((name, inc, idx, pos))
+}
+
+/// Result of reading a shard.
+#[derive(Debug)]
+pub struct ReadResult {
+    /// Records read.
+    pub records: Vec<Rec>,
+    /// Position for the next iterator; `None` when the shard is closed and drained.
+    pub next: Option<u64>,
+    /// How far behind the shard's tip the read ends, in milliseconds.
+    pub millis_behind: u64,
+}
+
+/// Read records of `shard` with counter >= `pos`; `now_ms` is the epoch time now.
+pub fn read_shard(
+    shard: &Shard,
+    pos: u64,
+    limit: usize,
+    max_bytes: usize,
+    now_ms: u64,
+) -> ReadResult {
+    let d = shard.data.lock();
+    let first = d.records.partition_point(|r| r.seq < pos);
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    let mut i = first;
+    while i < d.records.len() && records.len() < limit {
+        let r = &d.records[i];
+        let size = r.size();
+        if !records.is_empty() && bytes + size > max_bytes {
+            break;
+        }
+        bytes += size;
+        records.push(r.clone());
+        i += 1;
+    }
+    let next_pos = records.last().map(|r: &Rec| r.seq + 1).unwrap_or(pos);
+    let remaining = i < d.records.len();
+    let next = match d.ending_seq {
+        Some(_) if !remaining => None,
+        _ => Some(next_pos),
+    };
+    let millis_behind = match (remaining, records.last()) {
+        (true, Some(r)) => d
+            .records
+            .back()
+            .map(|tip| tip.arrival_ms.saturating_sub(r.arrival_ms))
+            .unwrap_or(0)
+            .max(now_ms.saturating_sub(r.arrival_ms)),
+        _ => 0,
+    };
+    ReadResult {
+        records,
+        next,
+        millis_behind,
+    }
 }

@@ -60,56 +60,7 @@ pub struct StoredShard {
     pub records: Vec<StoredRecord>,
 }
 
-/// Format a stream-wide counter as a 56-digit sequence number. All have the
-/// same length, so they compare the same as strings and as numbers.
-pub fn seq_string(n: u64) -> String {
-    format!("49{n:054}")
-}
-
-/// Parse a sequence number made by [`seq_string`].
-pub fn parse_seq(s: &str) -> Option<u64> {
-    if s.len() != 56 || !s.starts_with("49") || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s[2..].parse::<u64>().ok()
-}
-
-/// Parse a decimal hash key, 0..=2^128-1.
-pub fn parse_hash_key(s: &str) -> Option<u128> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse::<u128>().ok()
-}
-
-/// MD5 of the UTF-8 partition key as a big-endian 128-bit integer.
-pub fn hash_partition_key(key: &str) -> u128 {
-    use md5::{Digest, Md5};
-    let digest = Md5::digest(key.as_bytes());
-    u128::from_be_bytes(digest.into())
-}
-
-/// The hash ranges the service gives `n` shards: shard `i` starts at
-/// `i * floor(2^128 / n)`, ends one before the next, the last ends at 2^128-1.
-pub fn even_ranges(n: u32) -> Vec<(u128, u128)> {
-    let n128 = n.max(1) as u128;
-    if n128 == 1 {
-        return vec![(0, MAX_HASH_KEY)];
-    }
-    // floor(2^128 / n) without overflow: 2^128 = MAX + 1.
-    let step = MAX_HASH_KEY / n128 + u128::from(MAX_HASH_KEY % n128 == n128 - 1);
-    (0..n128)
-        .map(|i| {
-            let start = i * step;
-            let end = if i + 1 == n128 {
-                MAX_HASH_KEY
-            } else {
-                (i + 1) * step - 1
-            };
-            (start, end)
-        })
-        .collect()
-}
+pub use crate::keys::{even_ranges, hash_partition_key, parse_hash_key, parse_seq, seq_string};
 
 /// A record inside a shard.
 #[derive(Debug, Clone)]
@@ -127,7 +78,7 @@ pub struct Rec {
 }
 
 impl Rec {
-    fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.data.len() + self.partition_key.len()
     }
 }
@@ -656,62 +607,6 @@ fn trim(data: &mut ShardData, retention: &Retention) {
         if let Some(r) = data.records.pop_front() {
             data.bytes -= r.size();
         }
-    }
-}
-
-/// Result of reading a shard.
-#[derive(Debug)]
-pub struct ReadResult {
-    /// Records read.
-    pub records: Vec<Rec>,
-    /// Position for the next iterator; `None` when the shard is closed and drained.
-    pub next: Option<u64>,
-    /// How far behind the shard's tip the read ends, in milliseconds.
-    pub millis_behind: u64,
-}
-
-/// Read records of `shard` with counter >= `pos`; `now_ms` is the epoch time now.
-pub fn read_shard(
-    shard: &Shard,
-    pos: u64,
-    limit: usize,
-    max_bytes: usize,
-    now_ms: u64,
-) -> ReadResult {
-    let d = shard.data.lock();
-    let first = d.records.partition_point(|r| r.seq < pos);
-    let mut records = Vec::new();
-    let mut bytes = 0usize;
-    let mut i = first;
-    while i < d.records.len() && records.len() < limit {
-        let r = &d.records[i];
-        let size = r.size();
-        if !records.is_empty() && bytes + size > max_bytes {
-            break;
-        }
-        bytes += size;
-        records.push(r.clone());
-        i += 1;
-    }
-    let next_pos = records.last().map(|r: &Rec| r.seq + 1).unwrap_or(pos);
-    let remaining = i < d.records.len();
-    let next = match d.ending_seq {
-        Some(_) if !remaining => None,
-        _ => Some(next_pos),
-    };
-    let millis_behind = match (remaining, records.last()) {
-        (true, Some(r)) => d
-            .records
-            .back()
-            .map(|tip| tip.arrival_ms.saturating_sub(r.arrival_ms))
-            .unwrap_or(0)
-            .max(now_ms.saturating_sub(r.arrival_ms)),
-        _ => 0,
-    };
-    ReadResult {
-        records,
-        next,
-        millis_behind,
     }
 }
 
