@@ -46,6 +46,15 @@ pub enum ErrorKind {
     /// where waiting would stall (or, on a current-thread runtime,
     /// deadlock) the producer it waits for. Use the async API there.
     WrongThread,
+    /// The spool holds `SpoolMaxBytes` and `SpoolFullPolicy` refused the
+    /// record (`fail`, or `block` when the put could not wait). Retry later.
+    SpoolFull,
+    /// The record was removed from a full spool to make room for newer
+    /// ones (`SpoolFullPolicy = drop_oldest`); it was not delivered.
+    Dropped,
+    /// The spool cannot be used: its directory cannot be created, read or
+    /// written, another producer holds it, or an fsync failed.
+    Spool,
 }
 
 impl ErrorKind {
@@ -64,6 +73,9 @@ impl ErrorKind {
             ErrorKind::OutsideShardRange => "OutsideShardRange",
             ErrorKind::Unexpected => "Unexpected",
             ErrorKind::WrongThread => "WrongThread",
+            ErrorKind::SpoolFull => "SpoolFull",
+            ErrorKind::Dropped => "Dropped",
+            ErrorKind::Spool => "Spool",
         }
     }
 }
@@ -190,6 +202,7 @@ impl Error {
             ErrorKind::BufferFull
             | ErrorKind::Throttled
             | ErrorKind::Expired
+            | ErrorKind::SpoolFull
             | ErrorKind::Transport => true,
             ErrorKind::Service => !matches!(
                 crate::codes::disposition_of(self),

@@ -18,6 +18,32 @@ pub(crate) type IndexedCallback = Arc<dyn Fn(usize, Result<PutResult, Error>) + 
 pub(crate) type IndexedRoomCallback =
     Arc<dyn Fn(usize, Result<PutResult, Error>, Room) + Send + Sync>;
 
+/// The shared callback of a batch put, without a position.
+#[derive(Clone)]
+pub(crate) enum BatchCallback {
+    Plain(IndexedCallback),
+    WithRoom(IndexedRoomCallback),
+}
+
+impl BatchCallback {
+    /// Whether both are the same batch's callback.
+    pub fn same(&self, other: &BatchCallback) -> bool {
+        match (self, other) {
+            (BatchCallback::Plain(a), BatchCallback::Plain(b)) => Arc::ptr_eq(a, b),
+            (BatchCallback::WithRoom(a), BatchCallback::WithRoom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The reply of the record at `index` of the batch.
+    pub fn reply(&self, index: usize) -> Reply {
+        match self {
+            BatchCallback::Plain(f) => Reply::indexed(f.clone(), index),
+            BatchCallback::WithRoom(f) => Reply::indexed_with_room(f.clone(), index),
+        }
+    }
+}
+
 /// Where a record's result goes. Exactly one result goes there: if the
 /// reply is dropped unsent (the pipeline stopped, or a bug lost the
 /// record), the drop delivers a `ShutDown` error, so no future, promise or
@@ -63,6 +89,20 @@ impl Reply {
             self.0,
             Some(ReplyTo::CallbackWithRoom(_) | ReplyTo::IndexedWithRoom(..))
         )
+    }
+
+    /// Takes a batch reply apart into its shared callback and position, so
+    /// a queue of consecutive batch replies can be kept as one run (the
+    /// spool's backlog); any other reply comes back as it was.
+    pub fn into_batch(mut self) -> Result<(BatchCallback, usize), Reply> {
+        match self.0.take() {
+            Some(ReplyTo::Indexed(f, i)) => Ok((BatchCallback::Plain(f), i)),
+            Some(ReplyTo::IndexedWithRoom(f, i)) => Ok((BatchCallback::WithRoom(f), i)),
+            other => {
+                self.0 = other;
+                Err(self)
+            }
+        }
     }
 
     /// Drops the reply without a result: for a put refused at admission,
@@ -148,6 +188,9 @@ pub(crate) struct Pending {
     /// out (`ordering`), from when it leaves its shard's queue until it is
     /// resolved or put back.
     pub gated: Option<super::streams::StreamId>,
+    /// The record's sequence number in the spool, if it is spooled: it
+    /// leaves the spool once it has a final result.
+    pub spool_seq: Option<u64>,
     pub reply: Reply,
 }
 
@@ -158,6 +201,33 @@ impl AsRef<UserRecord> for Pending {
 }
 
 impl Pending {
+    /// A record that just got buffer room: its buffering time and TTL
+    /// start at `now`.
+    pub fn new(
+        record: UserRecord,
+        stream: Arc<str>,
+        hash_key: HashKey,
+        reply: Reply,
+        config: &crate::config::Config,
+        now: Instant,
+    ) -> Pending {
+        let expiry = now + config.record_ttl;
+        Pending {
+            record,
+            stream,
+            hash_key,
+            arrival: now,
+            deadline: (now + config.record_max_buffered_time).min(expiry),
+            expiry,
+            last_attempt_end: now,
+            attempts: Vec::new(),
+            epoch: 0,
+            gated: None,
+            spool_seq: None,
+            reply,
+        }
+    }
+
     /// Notes an attempt that ended at `ended`, failed with `error` if any.
     pub fn record_attempt(
         &mut self,

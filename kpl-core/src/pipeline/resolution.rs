@@ -148,6 +148,9 @@ impl Resolution {
                 freed_bytes += p.record.size();
             }
         }
+        if let Some(done) = &self.shared.spool_done {
+            done.complete(records.iter().filter_map(|p| p.spool_seq));
+        }
         let count = records.len();
         let metrics = &self.shared.metrics;
         metrics.user_records_done(true, count as u64, buffering_sum, buffering_max);
@@ -175,6 +178,13 @@ impl Resolution {
         self.shared
             .metrics
             .user_records_done(false, 1, buffering, buffering);
+        // A record the producer gave up on because it stopped stays in the
+        // spool for the next one; any other failure is final.
+        if let (Some(done), Some(seq)) = (&self.shared.spool_done, p.spool_seq)
+            && err.kind() != ErrorKind::ShutDown
+        {
+            done.complete([seq]);
+        }
         let room = self.release_one(&p);
         self.settle_record(p.epoch);
         self.ungate(&p);
