@@ -102,7 +102,10 @@ impl Producer {
         }
         let p = self.admit(record, reply)?;
         if let Some(spool) = &self.inner.spool {
-            return self.inner.runtime.block_on(spool_one(spool, p, Some(timeout)));
+            return self
+                .inner
+                .runtime
+                .block_on(spool_one(spool, p, Some(timeout)));
         }
         let size = p.record.size();
         if !self.try_reserve(size) {
@@ -145,7 +148,11 @@ impl Producer {
     /// Waits for room for one record of `size` bytes. The permits are
     /// given back by the engine when the record is resolved.
     pub(super) async fn reserve(&self, size: usize) -> Result<(), Error> {
-        self.inner.shared.reserve(size).await.map_err(|_| shut_down())
+        self.inner
+            .shared
+            .reserve(size)
+            .await
+            .map_err(|_| shut_down())
     }
 
     pub(super) fn send(&self, command: Command) {

@@ -18,7 +18,10 @@ enum Waiting {
     },
     /// `count` records from `first` found in the spool at open: their
     /// outcomes go to the spool's counters (`reply` makes each one's reply).
-    Recovered { first: u64, count: u64 },
+    Recovered {
+        first: u64,
+        count: u64,
+    },
 }
 
 impl Waiting {
@@ -94,8 +97,10 @@ impl Backlog {
             *count += 1;
             return;
         }
-        self.entries
-            .push_back(Waiting::Recovered { first: seq, count: 1 });
+        self.entries.push_back(Waiting::Recovered {
+            first: seq,
+            count: 1,
+        });
     }
 
     /// Takes the front record if it is `seq`.

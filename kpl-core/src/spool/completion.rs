@@ -229,7 +229,10 @@ mod tests {
         }
         c.save(&dir, true).unwrap();
         let back = Completion::load(&dir).unwrap().unwrap();
-        assert_eq!((back.watermark(), back.runs()), (5, vec![(7, 3), (70, 1), (1000, 1)]));
+        assert_eq!(
+            (back.watermark(), back.runs()),
+            (5, vec![(7, 3), (70, 1), (1000, 1)])
+        );
         let path = dir.join(CHECKPOINT_FILE);
         let mut bytes = fs::read(&path).unwrap();
         bytes[12] ^= 1;

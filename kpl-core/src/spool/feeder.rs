@@ -33,17 +33,18 @@ struct Feeder<'a> {
 pub(super) fn run(spool: &Spool) {
     let handoff = spool.handoff.get().expect("set before the threads start");
     let stats = spool.stats.clone();
-    let recovered: IndexedCallback = Arc::new(move |_, outcome: Result<PutResult, Error>| match outcome {
-        Ok(_) => {
-            stats.recovered_delivered.fetch_add(1, Relaxed);
-        }
-        Err(e) => {
-            stats.recovered_failed.fetch_add(1, Relaxed);
-            if e.kind() != ErrorKind::ShutDown {
-                tracing::warn!(error = %e, "spool: a recovered record failed");
+    let recovered: IndexedCallback =
+        Arc::new(move |_, outcome: Result<PutResult, Error>| match outcome {
+            Ok(_) => {
+                stats.recovered_delivered.fetch_add(1, Relaxed);
             }
-        }
-    });
+            Err(e) => {
+                stats.recovered_failed.fetch_add(1, Relaxed);
+                if e.kind() != ErrorKind::ShutDown {
+                    tracing::warn!(error = %e, "spool: a recovered record failed");
+                }
+            }
+        });
     let mut feeder = Feeder {
         spool,
         handoff,
@@ -69,7 +70,12 @@ impl Feeder<'_> {
                 self.spool.feed_wake.wait(&mut st);
             };
             match st.segment_of(want) {
-                Some(i) => (want, st.segments[i].first_seq, st.segments[i].bytes, i + 1 == st.segments.len()),
+                Some(i) => (
+                    want,
+                    st.segments[i].first_seq,
+                    st.segments[i].bytes,
+                    i + 1 == st.segments.len(),
+                ),
                 None => {
                     drop(st);
                     self.lost(want);
@@ -173,15 +179,26 @@ impl Feeder<'_> {
                     continue;
                 }
             };
-            let stream = s.record.stream_arc().cloned().or_else(|| config.stream.as_deref().map(Arc::from));
+            let stream = s
+                .record
+                .stream_arc()
+                .cloned()
+                .or_else(|| config.stream.as_deref().map(Arc::from));
             let checked = match stream {
-                Some(stream) => s.record.validate(config.max_user_record_size).map(|h| (stream, h)),
-                None => Err(Error::new(ErrorKind::InvalidRecord, "the spooled record names no stream")),
+                Some(stream) => s
+                    .record
+                    .validate(config.max_user_record_size)
+                    .map(|h| (stream, h)),
+                None => Err(Error::new(
+                    ErrorKind::InvalidRecord,
+                    "the spooled record names no stream",
+                )),
             };
             match checked {
                 Ok((stream, hash_key)) => {
                     shared.buffered(size);
-                    let mut p = Pending::new(s.record, stream, hash_key, reply, config, Instant::now());
+                    let mut p =
+                        Pending::new(s.record, stream, hash_key, reply, config, Instant::now());
                     p.spool_seq = Some(s.seq);
                     pending.push(p);
                 }

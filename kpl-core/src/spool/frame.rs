@@ -57,7 +57,10 @@ pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, written_ms: u64, record: &User
     out.push(ehk.len() as u8);
     out.extend_from_slice(ehk.as_bytes());
     out.extend_from_slice(record.data());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[start + 4..start + 8]), &out[start + HEADER..]);
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&out[start + 4..start + 8]),
+        &out[start + HEADER..],
+    );
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -108,7 +111,9 @@ pub(crate) fn decode(buf: &[u8]) -> Decoded {
 pub(crate) fn resync(buf: &[u8]) -> usize {
     let magic = MAGIC.to_le_bytes();
     (1..buf.len())
-        .find(|&i| buf[i..].starts_with(&magic) || buf.len() - i < 4 && magic.starts_with(&buf[i..]))
+        .find(|&i| {
+            buf[i..].starts_with(&magic) || buf.len() - i < 4 && magic.starts_with(&buf[i..])
+        })
         .unwrap_or(buf.len())
 }
 
@@ -171,7 +176,10 @@ mod tests {
         let Decoded::Frame(s, len) = decode(&bytes) else {
             panic!("not a frame")
         };
-        assert_eq!((s.seq, s.written_ms, len), (3, 1_700_000_000_003, bytes.len()));
+        assert_eq!(
+            (s.seq, s.written_ms, len),
+            (3, 1_700_000_000_003, bytes.len())
+        );
         assert_eq!(s.record, r);
         let plain = UserRecord::new("k", Bytes::new());
         let Decoded::Frame(s, _) = decode(&frame(9, &plain)) else {
@@ -184,7 +192,10 @@ mod tests {
     fn every_cut_of_a_frame_is_short_and_every_flipped_byte_is_damage() {
         let bytes = frame(1, &record(1));
         for cut in 0..bytes.len() {
-            assert!(matches!(decode(&bytes[..cut]), Decoded::Short), "cut at {cut}");
+            assert!(
+                matches!(decode(&bytes[..cut]), Decoded::Short),
+                "cut at {cut}"
+            );
         }
         for at in 0..bytes.len() {
             let mut bad = bytes.clone();
@@ -196,7 +207,10 @@ mod tests {
             );
             let mut padded = bad.clone();
             padded.resize(bad.len() + MAX_PAYLOAD + HEADER, 0);
-            assert!(matches!(decode(&padded), Decoded::Damaged), "flip at {at}, padded");
+            assert!(
+                matches!(decode(&padded), Decoded::Damaged),
+                "flip at {at}, padded"
+            );
         }
     }
 

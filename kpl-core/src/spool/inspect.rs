@@ -65,7 +65,10 @@ impl fmt::Display for SpoolReport {
 pub fn inspect(dir: impl AsRef<Path>) -> Result<SpoolReport, Error> {
     let dir = dir.as_ref();
     let fail = |e: std::io::Error| {
-        Error::new(ErrorKind::Spool, format!("cannot read spool directory {}: {e}", dir.display()))
+        Error::new(
+            ErrorKind::Spool,
+            format!("cannot read spool directory {}: {e}", dir.display()),
+        )
     };
     let firsts = segment::list(dir).map_err(fail)?;
     let completion = Completion::load(dir)

@@ -30,8 +30,8 @@ mod writer;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -80,8 +80,8 @@ pub(crate) struct Spool {
     /// Set by shutdown: puts are refused, the feeder goes on.
     stopping: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// Held (flock) while the spool is open.
-    _lock: File,
+    /// Held (flock) while the spool is open; closing releases it.
+    lock: Mutex<Option<File>>,
 }
 
 /// What the writer, the feeder and the syncer share.
@@ -184,7 +184,10 @@ impl Spool {
                 .spawn(move || syncer::run(&spool))
         };
         let spawn_error = |e: std::io::Error| {
-            Error::new(ErrorKind::Spool, format!("cannot start the spool's threads: {e}"))
+            Error::new(
+                ErrorKind::Spool,
+                format!("cannot start the spool's threads: {e}"),
+            )
         };
         let mut threads = self.threads.lock();
         threads.push(feeder.map_err(spawn_error)?);
@@ -227,6 +230,7 @@ impl Spool {
         // Their records stay on disk; the replies tell the callers.
         drop(left);
         syncer::final_sync(self);
+        self.lock.lock().take();
     }
 
     /// Shutdown began: later puts are refused, waiting ones wake and fail.
@@ -245,7 +249,9 @@ impl Spool {
             let c = self.done.completion.lock();
             (c.watermark(), c.runs().iter().map(|r| r.1).sum::<u64>())
         };
-        let records = next_seq.saturating_sub(watermark).saturating_sub(done_above);
+        let records = next_seq
+            .saturating_sub(watermark)
+            .saturating_sub(done_above);
         let oldest_age_ms = if records == 0 {
             0
         } else {
@@ -275,7 +281,8 @@ impl Spool {
     /// Publishes the backlog's front for `fed_through_now`.
     fn publish_front(&self, st: &State) {
         let front = st.backlog.front_seq().unwrap_or(u64::MAX);
-        self.fed.send_if_modified(|f| std::mem::replace(f, front) != front);
+        self.fed
+            .send_if_modified(|f| std::mem::replace(f, front) != front);
     }
 }
 

@@ -68,7 +68,7 @@ impl Spool {
             stopping: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             dir,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         };
         spool.publish_front(&spool.state.lock());
         let recovered = spool.stats.recovered.load(Relaxed);
@@ -162,7 +162,8 @@ fn recover(dir: &Path, stats: &Stats) -> Result<Found, Error> {
         }
         if scan.torn_tail {
             tracing::warn!(path = %path.display(), at = scan.valid_len, "spool: cutting a torn write at the end of a segment");
-            segment::truncate(&path, scan.valid_len).map_err(|e| io_error("cannot cut", &path, e))?;
+            segment::truncate(&path, scan.valid_len)
+                .map_err(|e| io_error("cannot cut", &path, e))?;
         }
         // Records missing between whole frames (damage) are lost: count
         // them and mark them final, so they hold nothing up.

@@ -73,7 +73,12 @@ pub(crate) fn scan(path: &Path) -> io::Result<Scan> {
     scan.valid_len = at as u64;
     while at < bytes.len() {
         match frame::decode(&bytes[at..]) {
-            Decoded::Frame(Spooled { seq, written_ms, .. }, len) => {
+            Decoded::Frame(
+                Spooled {
+                    seq, written_ms, ..
+                },
+                len,
+            ) => {
                 scan.records.push((seq, written_ms, at as u64));
                 at += len;
                 scan.valid_len = at as u64;

@@ -63,7 +63,10 @@ fn parse<T: Copy>(name: &str, value: &str, options: &[(&str, T)]) -> Result<T, E
             let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
             Error::new(
                 ErrorKind::InvalidConfig,
-                format!("{name} = {value:?} is not valid: expected {}", names.join(", ")),
+                format!(
+                    "{name} = {value:?} is not valid: expected {}",
+                    names.join(", ")
+                ),
             )
         })
 }

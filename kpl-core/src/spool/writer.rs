@@ -11,9 +11,11 @@ use tokio::time::Instant;
 
 use super::frame::{encode, frame_len};
 use super::segment::{self, HEADER_LEN};
-use super::{AGE_SAMPLE_EVERY, Segment, Spool, SpoolFullPolicy, SpoolSync, State, io_error, now_ms};
+use super::{
+    AGE_SAMPLE_EVERY, Segment, Spool, SpoolFullPolicy, SpoolSync, State, io_error, now_ms,
+};
 use crate::error::{Error, ErrorKind};
-use crate::pipeline::{Pending, send_command, Command};
+use crate::pipeline::{Command, Pending, send_command};
 use crate::producer::Admitted;
 
 type Items = Peekable<std::vec::IntoIter<(usize, Admitted)>>;
@@ -52,7 +54,9 @@ impl Spool {
                 (SpoolFullPolicy::DropOldest, _) => self.drop_oldest(),
                 (SpoolFullPolicy::Block, Some(timeout)) => {
                     let waited = match timeout {
-                        Some(t) => tokio::time::timeout_at(Instant::now() + t, space).await.is_ok(),
+                        Some(t) => tokio::time::timeout_at(Instant::now() + t, space)
+                            .await
+                            .is_ok(),
                         None => {
                             space.await;
                             true
@@ -92,7 +96,9 @@ impl Spool {
         let stop = if self.is_closed() || self.stopping.load(Relaxed) {
             Some(Error::new(ErrorKind::ShutDown, "the producer is shut down"))
         } else {
-            st.failed.as_ref().map(|why| Error::new(ErrorKind::Spool, why.clone()))
+            st.failed
+                .as_ref()
+                .map(|why| Error::new(ErrorKind::Spool, why.clone()))
         };
         if let Some(e) = stop {
             refused.extend(items.by_ref().map(|(i, a)| (i, a.refuse(copy(&e)))));
@@ -120,7 +126,10 @@ impl Spool {
                 refused.push((i, a.refuse(e)));
                 continue;
             }
-            let active_len = st.active.as_ref().map(|_| st.segments.back().map_or(0, |s| s.bytes));
+            let active_len = st
+                .active
+                .as_ref()
+                .map(|_| st.segments.back().map_or(0, |s| s.bytes));
             let rotate = match active_len {
                 None => true,
                 Some(bytes) => {
@@ -169,8 +178,13 @@ impl Spool {
         if chunk.is_empty() {
             return;
         }
-        let State { active, segments, .. } = &mut *st;
-        let (file, last) = (active.as_mut().expect("rotated"), segments.back_mut().expect("rotated"));
+        let State {
+            active, segments, ..
+        } = &mut *st;
+        let (file, last) = (
+            active.as_mut().expect("rotated"),
+            segments.back_mut().expect("rotated"),
+        );
         if let Err(e) = std::io::Write::write_all(&mut &**file, buf) {
             // Cut back what part of the chunk made it, so no half frame stays.
             let _ = file.set_len(last.bytes);
@@ -187,14 +201,24 @@ impl Spool {
         st.written += bytes;
         *sync_to = st.written;
         buf.clear();
-        let handoff = self.handoff.get().expect("the spool is started before puts");
+        let handoff = self
+            .handoff
+            .get()
+            .expect("the spool is started before puts");
         let mut direct = Vec::new();
         let was_empty = st.backlog.is_empty();
         for (_, a, seq) in chunk.drain(..) {
             let size = a.record.size();
             if st.backlog.is_empty() && handoff.shared.try_reserve(size) {
                 handoff.shared.buffered(size);
-                let mut p = Pending::new(a.record, a.stream, a.hash_key, a.reply, &handoff.config, Instant::now());
+                let mut p = Pending::new(
+                    a.record,
+                    a.stream,
+                    a.hash_key,
+                    a.reply,
+                    &handoff.config,
+                    Instant::now(),
+                );
                 p.spool_seq = Some(seq);
                 direct.push(p);
             } else {
@@ -258,7 +282,10 @@ impl Spool {
     /// older than the segment being written.
     fn drop_oldest(&self) -> bool {
         let mut st = self.state.lock();
-        if st.segments.len() == 1 && st.segments[0].bytes > HEADER_LEN && self.rotate(&mut st).is_err() {
+        if st.segments.len() == 1
+            && st.segments[0].bytes > HEADER_LEN
+            && self.rotate(&mut st).is_err()
+        {
             return false;
         }
         if st.segments.len() < 2 {
@@ -271,7 +298,10 @@ impl Spool {
         let taken = st.backlog.take_before(end);
         self.publish_front(&st);
         drop(st);
-        self.done.completion.lock().complete_range(oldest.first_seq, end);
+        self.done
+            .completion
+            .lock()
+            .complete_range(oldest.first_seq, end);
         self.stats.dropped.fetch_add(taken.len() as u64, Relaxed);
         tracing::warn!(
             records = taken.len(),
@@ -296,11 +326,16 @@ impl Spool {
 
     fn full_error(&self) -> Error {
         let message = match self.full_policy {
-            SpoolFullPolicy::Block => "the spool is full (SpoolMaxBytes = {}) and the put could not wait \
-                 (try_put, or UserRecordTimeoutInMillis passed); put again later",
+            SpoolFullPolicy::Block => {
+                "the spool is full (SpoolMaxBytes = {}) and the put could not wait \
+                 (try_put, or UserRecordTimeoutInMillis passed); put again later"
+            }
             _ => "the spool is full (SpoolMaxBytes = {}, SpoolFullPolicy = fail); put again later",
         };
-        Error::new(ErrorKind::SpoolFull, message.replace("{}", &self.max_bytes.to_string()))
+        Error::new(
+            ErrorKind::SpoolFull,
+            message.replace("{}", &self.max_bytes.to_string()),
+        )
     }
 }
 
