@@ -187,7 +187,8 @@ impl Error {
         self.inner.record.take()
     }
 
-    /// The attempts made to deliver the record, oldest first.
+    /// The attempts made to deliver the record, oldest first (for a record
+    /// tried more than six times: the first and the five latest).
     pub fn attempts(&self) -> &[Attempt] {
         &self.inner.attempts
     }

@@ -227,6 +227,9 @@ pub struct Metrics {
     pub spool_records_recovered: u64,
     /// Records lost to damage in the spool's files (kpl-rs).
     pub spool_records_damaged: u64,
+    /// Bytes the spool wrote to disk: records, segment headers and
+    /// checkpoints (kpl-rs).
+    pub spool_bytes_written: u64,
 }
 
 impl Metrics {
@@ -237,5 +240,6 @@ impl Metrics {
         self.spool_records_dropped = f.dropped;
         self.spool_records_recovered = f.recovered;
         self.spool_records_damaged = f.damaged;
+        self.spool_bytes_written = f.written;
     }
 }

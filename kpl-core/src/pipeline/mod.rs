@@ -38,7 +38,9 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-pub(crate) use pending::{BatchCallback, IndexedCallback, IndexedRoomCallback, Pending, Reply};
+pub(crate) use pending::{
+    BatchCallback, Failure, IndexedCallback, IndexedRoomCallback, Pending, Reply,
+};
 pub use room::Room;
 
 use crate::config::Config;

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::room::Room;
 use crate::error::{Error, ErrorKind};
 use crate::hash::HashKey;
-use crate::record::{Attempt, PutResult, UserRecord};
+use crate::record::{Attempt, KEPT_ATTEMPTS, PutResult, UserRecord};
 
 /// One callback for a batch of records, told each record's position.
 pub(crate) type IndexedCallback = Arc<dyn Fn(usize, Result<PutResult, Error>) + Send + Sync>;
@@ -182,7 +182,7 @@ pub(crate) struct Pending {
     pub deadline: Instant,
     pub expiry: Instant,
     pub last_attempt_end: Instant,
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<Tried>,
     pub epoch: u64,
     /// Under `StrictOrdering`: the stream whose gate counts this record
     /// out (`ordering`), from when it leaves its shard's queue until it is
@@ -229,19 +229,68 @@ impl Pending {
     }
 
     /// Notes an attempt that ended at `ended`, failed with `error` if any.
-    pub fn record_attempt(
-        &mut self,
-        started: Instant,
-        ended: Instant,
-        error: Option<(&str, &str)>,
-    ) {
-        self.attempts.push(Attempt {
+    /// A record keeps its first attempt and the latest ones, at most
+    /// [`KEPT_ATTEMPTS`]: one that retries through a long outage (no
+    /// RecordTtl, as with a spool) must not grow without bound.
+    pub fn record_attempt(&mut self, started: Instant, ended: Instant, failure: Option<&Failure>) {
+        self.keep_attempt(Tried {
             delay: started.saturating_duration_since(self.last_attempt_end),
             duration: ended.saturating_duration_since(started),
-            error_code: error.map(|(c, _)| c.to_owned()),
-            error_message: error.map(|(_, m)| m.to_owned()),
+            failure: failure.cloned(),
         });
         self.last_attempt_end = ended;
+    }
+
+    pub fn keep_attempt(&mut self, tried: Tried) {
+        if self.attempts.len() >= KEPT_ATTEMPTS {
+            self.attempts.remove(1);
+        }
+        self.attempts.push(tried);
+    }
+
+    /// The attempts as results report them.
+    pub fn take_attempts(&mut self) -> Vec<Attempt> {
+        self.attempts.drain(..).map(Tried::into_attempt).collect()
+    }
+}
+
+/// An error code and message, shared by every record that failed with it
+/// in one answer (a record retrying through an outage keeps several).
+pub(crate) type Failure = Arc<(String, String)>;
+
+/// An attempt as a record in the pipeline keeps it.
+pub(crate) struct Tried {
+    pub delay: std::time::Duration,
+    pub duration: std::time::Duration,
+    pub failure: Option<Failure>,
+}
+
+impl Tried {
+    pub fn code(&self) -> Option<&str> {
+        self.failure.as_ref().map(|f| f.0.as_str())
+    }
+
+    fn into_attempt(self) -> Attempt {
+        Attempt {
+            delay: self.delay,
+            duration: self.duration,
+            error_code: self.failure.as_ref().map(|f| f.0.clone()),
+            error_message: self.failure.as_ref().map(|f| f.1.clone()),
+        }
+    }
+}
+
+impl From<Attempt> for Tried {
+    fn from(a: Attempt) -> Tried {
+        let failure = match (a.error_code, a.error_message) {
+            (Some(code), message) => Some(Arc::new((code, message.unwrap_or_default()))),
+            (None, _) => None,
+        };
+        Tried {
+            delay: a.delay,
+            duration: a.duration,
+            failure,
+        }
     }
 }
 

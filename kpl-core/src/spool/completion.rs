@@ -128,7 +128,8 @@ impl Completion {
     /// Writes the checkpoint: to a temporary file, then renamed over the
     /// old one, so a crash leaves the old or the new, never half of one.
     /// With `durable`, the file and the directory entry are synced.
-    pub fn save(&self, dir: &Path, durable: bool) -> io::Result<()> {
+    /// Returns the bytes written.
+    pub fn save(&self, dir: &Path, durable: bool) -> io::Result<u64> {
         let runs = self.runs();
         let mut out = Vec::with_capacity(24 + runs.len() * 16);
         out.extend_from_slice(CHECKPOINT_MAGIC);
@@ -150,7 +151,7 @@ impl Completion {
         if durable {
             File::open(dir)?.sync_all()?;
         }
-        Ok(())
+        Ok(out.len() as u64)
     }
 
     /// Reads the checkpoint; `Ok(None)` when there is none, an error

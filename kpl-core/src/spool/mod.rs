@@ -144,6 +144,8 @@ pub(crate) struct Stats {
     pub recovered_delivered: AtomicU64,
     pub recovered_failed: AtomicU64,
     pub damaged: AtomicU64,
+    /// Bytes written to disk: frames, segment headers, checkpoints.
+    pub written: AtomicU64,
 }
 
 /// The spool's part of [`crate::Metrics`].
@@ -155,6 +157,7 @@ pub(crate) struct SpoolFigures {
     pub dropped: u64,
     pub recovered: u64,
     pub damaged: u64,
+    pub written: u64,
 }
 
 /// The pipeline side the spool hands records to.
@@ -271,6 +274,7 @@ impl Spool {
             dropped: stats.dropped.load(Relaxed),
             recovered: stats.recovered.load(Relaxed),
             damaged: stats.damaged.load(Relaxed),
+            written: stats.written.load(Relaxed),
         }
     }
 

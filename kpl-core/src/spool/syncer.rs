@@ -2,6 +2,7 @@
 //! checkpoint every `SpoolSyncInterval`, and deletes segments whose records
 //! all have their final result.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use parking_lot::MutexGuard;
@@ -57,9 +58,14 @@ fn checkpoint(spool: &Spool, saved: &mut Option<(u64, Vec<(u64, u64)>)>) {
     let completion = spool.done.completion.lock().clone();
     let now = (completion.watermark(), completion.runs());
     if saved.as_ref() != Some(&now) {
-        if let Err(e) = completion.save(&spool.dir, spool.sync != SpoolSync::Never) {
-            tracing::warn!(dir = %spool.dir.display(), error = %e, "spool: cannot write the checkpoint");
-            return;
+        match completion.save(&spool.dir, spool.sync != SpoolSync::Never) {
+            Ok(bytes) => {
+                spool.stats.written.fetch_add(bytes, Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %spool.dir.display(), error = %e, "spool: cannot write the checkpoint");
+                return;
+            }
         }
         *saved = Some(now);
     }

@@ -200,6 +200,7 @@ impl Spool {
         st.disk_bytes += bytes;
         st.written += bytes;
         *sync_to = st.written;
+        self.stats.written.fetch_add(bytes, Relaxed);
         buf.clear();
         let handoff = self
             .handoff
@@ -257,6 +258,7 @@ impl Spool {
             bytes: HEADER_LEN,
         });
         st.disk_bytes += HEADER_LEN;
+        self.stats.written.fetch_add(HEADER_LEN, Relaxed);
         st.active = Some(std::sync::Arc::new(file));
         Ok(())
     }
