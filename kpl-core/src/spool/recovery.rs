@@ -183,7 +183,7 @@ fn recover(dir: &Path, stats: &Stats) -> Result<Found, Error> {
             }
             lost(next, seq, &mut completion);
             next = seq + 1;
-            if seq % AGE_SAMPLE_EVERY == 0 || found.samples.is_empty() {
+            if seq.is_multiple_of(AGE_SAMPLE_EVERY) || found.samples.is_empty() {
                 found.samples.push_back((seq, written_ms));
             }
             if !completion.is_complete(seq) {

@@ -65,7 +65,7 @@ pub(crate) fn scan(path: &Path) -> io::Result<Scan> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut scan = Scan::default();
-    if bytes.len() < HEADER.len() || &bytes[..8] != &HEADER[..8] {
+    if bytes.len() < HEADER.len() || bytes[..8] != HEADER[..8] {
         scan.bad_header = true;
         return Ok(scan);
     }

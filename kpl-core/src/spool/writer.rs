@@ -154,7 +154,7 @@ impl Spool {
             st.next_seq += 1;
             let written_ms = now_ms();
             encode(&mut buf, seq, written_ms, &a.record);
-            if seq % AGE_SAMPLE_EVERY == 0 {
+            if seq.is_multiple_of(AGE_SAMPLE_EVERY) {
                 self.done.samples.lock().push_back((seq, written_ms));
             }
             chunk.push((i, a, seq));
