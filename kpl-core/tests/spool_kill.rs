@@ -13,7 +13,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -29,9 +29,9 @@ const BATCH: usize = 100;
 const PAUSE: Duration = Duration::from_millis(5);
 const SYNC_INTERVAL_MS: u64 = 100;
 
-#[test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child side of the kill test; run by the parent"]
-fn spool_child() {
+async fn spool_child() {
     let Ok(dir) = std::env::var("KPL_SPOOL_CHILD_DIR") else {
         return;
     };
@@ -42,12 +42,8 @@ fn spool_child() {
     let first: u64 = env("KPL_SPOOL_CHILD_FIRST").parse().unwrap();
     let drain = first == u64::MAX;
     let acks = env("KPL_SPOOL_CHILD_ACKS");
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
+    {
+        {
             let config = config(&endpoint)
                 .stream(stream)
                 .spool_directory(&dir)
@@ -91,33 +87,18 @@ fn spool_child() {
                 acked.write_all(lines.as_bytes()).unwrap();
                 tokio::time::sleep(PAUSE).await;
             }
-        });
+        }
+    }
 }
 
-fn child(
-    exe: &Path,
-    dir: &Path,
-    endpoint: &str,
-    stream: &str,
-    sync: &str,
-    first: u64,
-    acks: &Path,
-) -> Command {
-    let mut c = Command::new(exe);
-    c.args([
-        "spool_child",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("KPL_SPOOL_CHILD_DIR", dir)
-    .env("KPL_SPOOL_CHILD_ENDPOINT", endpoint)
-    .env("KPL_SPOOL_CHILD_STREAM", stream)
-    .env("KPL_SPOOL_CHILD_SYNC", sync)
-    .env("KPL_SPOOL_CHILD_FIRST", first.to_string())
-    .env("KPL_SPOOL_CHILD_ACKS", acks)
-    .stdout(Stdio::null());
+fn child(dir: &Path, endpoint: &str, stream: &str, sync: &str, first: u64, acks: &Path) -> Command {
+    let mut c = child_test("spool_child");
+    c.env("KPL_SPOOL_CHILD_DIR", dir)
+        .env("KPL_SPOOL_CHILD_ENDPOINT", endpoint)
+        .env("KPL_SPOOL_CHILD_STREAM", stream)
+        .env("KPL_SPOOL_CHILD_SYNC", sync)
+        .env("KPL_SPOOL_CHILD_FIRST", first.to_string())
+        .env("KPL_SPOOL_CHILD_ACKS", acks);
     c
 }
 
@@ -132,7 +113,6 @@ async fn records_whose_put_returned_survive_sigkill_in_every_sync_mode() {
     )
     .await
     .unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(13);
     for sync in ["always", "interval", "never"] {
         let stream = format!("kill-{sync}");
@@ -142,7 +122,6 @@ async fn records_whose_put_returned_survive_sigkill_in_every_sync_mode() {
         let (dir, acks) = (base.join("spool"), base.join("acked"));
         for round in 0..KILLS {
             let mut c = child(
-                &exe,
                 &dir,
                 &sim.endpoint(),
                 &stream,
@@ -159,7 +138,7 @@ async fn records_whose_put_returned_survive_sigkill_in_every_sync_mode() {
             c.kill().unwrap(); // SIGKILL
             c.wait().unwrap();
         }
-        let status = child(&exe, &dir, &sim.endpoint(), &stream, sync, u64::MAX, &acks)
+        let status = child(&dir, &sim.endpoint(), &stream, sync, u64::MAX, &acks)
             .status()
             .unwrap();
         assert!(

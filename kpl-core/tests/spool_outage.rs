@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -32,20 +31,16 @@ const FIXED_OVERHEAD: u64 = 64 << 20;
 /// slot, aggregation tables), generously.
 const PER_RECORD: u64 = 1024;
 
-#[test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child side of the outage test; run by the parent"]
-fn outage_child() {
+async fn outage_child() {
     let Ok(dir) = std::env::var("KPL_OUTAGE_DIR") else {
         return;
     };
     let endpoint = std::env::var("KPL_OUTAGE_ENDPOINT").unwrap();
     let summary = std::env::var("KPL_OUTAGE_SUMMARY").unwrap();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
+    {
+        {
             let config = config(&endpoint)
                 .stream("outage")
                 .spool_directory(&dir)
@@ -101,7 +96,8 @@ fn outage_child() {
                 peak_spool.load(Relaxed)
             );
             std::fs::write(summary, line).unwrap();
-        });
+        }
+    }
 }
 
 /// A figure of /proc/self/status, in kB.
@@ -114,19 +110,11 @@ fn proc_status_kb(field: &str) -> u64 {
         .unwrap()
 }
 
-fn spawn_child(exe: &Path, dir: &Path, endpoint: &str, summary: &Path) -> std::process::Child {
-    Command::new(exe)
-        .args([
-            "outage_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+fn spawn_child(dir: &Path, endpoint: &str, summary: &Path) -> std::process::Child {
+    child_test("outage_child")
         .env("KPL_OUTAGE_DIR", dir)
         .env("KPL_OUTAGE_ENDPOINT", endpoint)
         .env("KPL_OUTAGE_SUMMARY", summary)
-        .stdout(Stdio::null())
         .spawn()
         .unwrap()
 }
@@ -145,12 +133,7 @@ async fn a_two_minute_outage_is_waited_out_on_disk_in_bounded_memory() {
     std::fs::create_dir_all(&base).unwrap();
     let summary = base.join("summary");
     let endpoint = format!("http://127.0.0.1:{port}");
-    let mut child = spawn_child(
-        &std::env::current_exe().unwrap(),
-        &base.join("spool"),
-        &endpoint,
-        &summary,
-    );
+    let mut child = spawn_child(&base.join("spool"), &endpoint, &summary);
     // Nothing listens on the port: every connection is refused.
     tokio::time::sleep(outage).await;
     let mut sim_config = SimConfig::default()

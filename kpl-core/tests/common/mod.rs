@@ -152,3 +152,18 @@ pub async fn deliver(
     }
     out
 }
+
+/// This test binary run again as a child process that runs only the
+/// ignored test `test` (the child side of a process-level test).
+pub fn child_test(test: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    c.args([
+        test,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(std::process::Stdio::null());
+    c
+}
