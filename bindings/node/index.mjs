@@ -19,6 +19,9 @@ export const {
   CorruptRecordError,
   OutsideShardRangeError,
   UnexpectedError,
+  SpoolFullError,
+  DroppedError,
+  SpoolError,
   PutManyError,
 } = kpl;
 export default kpl;

@@ -359,3 +359,45 @@ async fn https_proxy_from_the_environment_is_used() {
     drop(proxy);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_through_a_spool_and_kpl_spool_shows_what_it_holds() {
+    let sim = Sim::start(SimConfig::default().stream("spooled", 1))
+        .await
+        .unwrap();
+    let dir = temp_dir("spool").join("spool");
+    let args = [
+        "put",
+        "--stream",
+        "spooled",
+        "--partition-key",
+        "k",
+        "--endpoint",
+        &sim.endpoint(),
+        "--region",
+        "us-east-1",
+        "--spool-dir",
+        dir.to_str().unwrap(),
+        "--spool-sync",
+        "always",
+    ];
+    let out = kpl_async(args.map(str::to_owned).to_vec(), vec![], "one\ntwo\nthree\n").await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("shardId-").count(), 3);
+    let shown = Command::new(env!("CARGO_BIN_EXE_kpl"))
+        .args(["spool", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{}", text(&shown));
+    for line in ["pending:           0", "damaged stretches: 0", "in use by:         nobody"] {
+        assert!(report.contains(line), "{line:?} not in:\n{report}");
+    }
+    let missing = Command::new(env!("CARGO_BIN_EXE_kpl"))
+        .args(["spool", "/nonexistent/kpl-spool"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read spool directory"));
+    sim.shutdown().await;
+}

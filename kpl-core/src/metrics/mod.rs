@@ -225,6 +225,10 @@ pub struct Metrics {
     pub spool_records_dropped: u64,
     /// Records an earlier producer left in the spool, sent again by this one (kpl-rs).
     pub spool_records_recovered: u64,
+    /// Of the recovered records, those delivered so far (kpl-rs).
+    pub spool_recovered_delivered: u64,
+    /// Of the recovered records, those that failed (each is logged; kpl-rs).
+    pub spool_recovered_failed: u64,
     /// Records lost to damage in the spool's files (kpl-rs).
     pub spool_records_damaged: u64,
     /// Bytes the spool wrote to disk: records, segment headers and
@@ -239,6 +243,8 @@ impl Metrics {
         self.spool_oldest_record_age_ms = f.oldest_age_ms;
         self.spool_records_dropped = f.dropped;
         self.spool_records_recovered = f.recovered;
+        self.spool_recovered_delivered = f.recovered_delivered;
+        self.spool_recovered_failed = f.recovered_failed;
         self.spool_records_damaged = f.damaged;
         self.spool_bytes_written = f.written;
     }

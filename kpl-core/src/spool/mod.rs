@@ -156,6 +156,8 @@ pub(crate) struct SpoolFigures {
     pub oldest_age_ms: u64,
     pub dropped: u64,
     pub recovered: u64,
+    pub recovered_delivered: u64,
+    pub recovered_failed: u64,
     pub damaged: u64,
     pub written: u64,
 }
@@ -221,8 +223,13 @@ impl Spool {
         }
         self.space.notify_waiters();
         self.closing.notify_one();
+        let me = std::thread::current().id();
         for thread in self.threads.lock().drain(..) {
-            let _ = thread.join();
+            // A result callback on the feeder may drop the last producer
+            // handle: that thread cannot wait for itself (it ends by itself).
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
         }
         let left = {
             let mut st = self.state.lock();
@@ -273,6 +280,8 @@ impl Spool {
             oldest_age_ms,
             dropped: stats.dropped.load(Relaxed),
             recovered: stats.recovered.load(Relaxed),
+            recovered_delivered: stats.recovered_delivered.load(Relaxed),
+            recovered_failed: stats.recovered_failed.load(Relaxed),
             damaged: stats.damaged.load(Relaxed),
             written: stats.written.load(Relaxed),
         }
