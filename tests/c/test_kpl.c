@@ -553,7 +553,10 @@ static void test_spool(void) {
         char key[32];
         size_t len = make_payload(i, data, sizeof data);
         make_key(i, key, sizeof key);
-        CHECK_CODE(kpl_producer_put(p, NULL, key, NULL, data, len, 0, on_delivery, (void *)(size_t)i), KPL_OK);
+        /* Every 10th record: explicit hash key and stream, kept on disk too. */
+        const char *ehk = i % 10 == 0 ? "1234567890" : NULL;
+        const char *stream = i % 10 == 0 ? "sp" : NULL;
+        CHECK_CODE(kpl_producer_put(p, stream, key, ehk, data, len, 0, on_delivery, (void *)(size_t)i), KPL_OK);
     }
     CHECK_CODE(kpl_producer_flush(p, 30000), KPL_OK);
     check_reports(n, 1);
