@@ -45,7 +45,8 @@ typedef enum kpl_error {
    */
   KPL_ERR_INVALID_ARGUMENT = 1,
   /**
-   * A setting name is unknown or its value is malformed or out of range.
+   * A setting's value is malformed or out of range (the message names
+   * the setting and what is allowed).
    */
   KPL_ERR_INVALID_CONFIG = 2,
   /**
@@ -101,6 +102,11 @@ typedef enum kpl_error {
    * not know yet.
    */
   KPL_ERR_INTERNAL = 14,
+  /**
+   * A setting name is not one of the KPL's (nor one kpl-rs adds); the
+   * message names the closest known names, if any is close.
+   */
+  KPL_ERR_UNKNOWN_SETTING = 15,
 } kpl_error;
 
 /**
@@ -249,6 +255,11 @@ typedef struct kpl_result {
    * Length of `data` in bytes.
    */
   size_t data_len;
+  /**
+   * On failure, the failed record's stream: the one it named, or the
+   * producer's default (`StreamName`); NULL on success.
+   */
+  const char *stream;
 } kpl_result;
 
 /**
@@ -303,15 +314,29 @@ void kpl_config_free(struct kpl_config *config);
  * value as text (`"50"`, `"true"`). Names are also accepted in snake_case
  * and camelCase.
  *
- * Returns `KPL_ERR_INVALID_CONFIG` for an unknown name or a bad value
- * (the configuration is then unchanged), `KPL_ERR_INVALID_ARGUMENT` for
- * NULL or non-UTF-8 arguments.
+ * Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name (the message
+ * suggests the closest known names), `KPL_ERR_INVALID_CONFIG` for a bad
+ * value (the configuration is then unchanged), `KPL_ERR_INVALID_ARGUMENT`
+ * for NULL or non-UTF-8 arguments.
  *
  * # Safety
  * `config` is NULL or a live config; `name` and `value` are NULL or
  * NUL-terminated strings.
  */
 enum kpl_error kpl_config_set(struct kpl_config *config, const char *name, const char *value);
+
+/**
+ * Reads a setting back by its KPL name (any case style), as text (as
+ * `kpl_config_set` takes it; a password reads back redacted), stored in
+ * `*out`; free it with `kpl_string_free`. `*out` is NULL for credentials
+ * and for KPL settings accepted without effect. Returns
+ * `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
+ *
+ * # Safety
+ * `config` is NULL or a live config; `name` is NULL or a NUL-terminated
+ * string; `out` is NULL or writable.
+ */
+enum kpl_error kpl_config_get(const struct kpl_config *config, const char *name, char **out);
 
 /**
  * Applies a KPL properties file (`Name = value` lines; `#` comments) on

@@ -1,6 +1,6 @@
 //! `kpl_config`: settings by the KPL's names.
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char};
 
 use kpl_core::{Config, ConfigBuilder};
 
@@ -42,9 +42,10 @@ pub unsafe extern "C" fn kpl_config_free(config: *mut kpl_config) {
 /// value as text (`"50"`, `"true"`). Names are also accepted in snake_case
 /// and camelCase.
 ///
-/// Returns `KPL_ERR_INVALID_CONFIG` for an unknown name or a bad value
-/// (the configuration is then unchanged), `KPL_ERR_INVALID_ARGUMENT` for
-/// NULL or non-UTF-8 arguments.
+/// Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name (the message
+/// suggests the closest known names), `KPL_ERR_INVALID_CONFIG` for a bad
+/// value (the configuration is then unchanged), `KPL_ERR_INVALID_ARGUMENT`
+/// for NULL or non-UTF-8 arguments.
 ///
 /// # Safety
 /// `config` is NULL or a live config; `name` and `value` are NULL or
@@ -67,6 +68,42 @@ pub unsafe extern "C" fn kpl_config_set(
                 .builder
                 .apply(name, value)
                 .map_err(|e| fail_with(&e))?;
+            Ok(())
+        })())
+    })
+}
+
+/// Reads a setting back by its KPL name (any case style), as text (as
+/// `kpl_config_set` takes it; a password reads back redacted), stored in
+/// `*out`; free it with `kpl_string_free`. `*out` is NULL for credentials
+/// and for KPL settings accepted without effect. Returns
+/// `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
+///
+/// # Safety
+/// `config` is NULL or a live config; `name` is NULL or a NUL-terminated
+/// string; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kpl_config_get(
+    config: *const kpl_config,
+    name: *const c_char,
+    out: *mut *mut c_char,
+) -> kpl_error {
+    guard(|| {
+        code((|| {
+            // SAFETY: `out` is NULL or writable per the contract.
+            unsafe { error::clear_out(out)? };
+            // SAFETY: per the contract.
+            let config = unsafe { config.as_ref() }.ok_or_else(|| {
+                error::fail(kpl_error::KPL_ERR_INVALID_ARGUMENT, "config is NULL")
+            })?;
+            // SAFETY: per the contract.
+            let name = unsafe { utf8(name, "name")? };
+            if let Some(value) = config.builder.get(name).map_err(|e| fail_with(&e))? {
+                let value = CString::new(value)
+                    .map_err(|e| error::fail(kpl_error::KPL_ERR_INTERNAL, e.to_string()))?;
+                // SAFETY: as above.
+                unsafe { *out = value.into_raw() };
+            }
             Ok(())
         })())
     })

@@ -18,7 +18,8 @@ pub enum kpl_error {
     /// A NULL handle or pointer, a string that is not UTF-8, or a call
     /// from a thread where it is not allowed.
     KPL_ERR_INVALID_ARGUMENT = 1,
-    /// A setting name is unknown or its value is malformed or out of range.
+    /// A setting's value is malformed or out of range (the message names
+    /// the setting and what is allowed).
     KPL_ERR_INVALID_CONFIG = 2,
     /// The record breaks a Kinesis limit (empty or too long partition key,
     /// too large, bad explicit hash key, no stream).
@@ -49,6 +50,9 @@ pub enum kpl_error {
     /// A bug in kpl (a caught panic) or an error kind this binding does
     /// not know yet.
     KPL_ERR_INTERNAL = 14,
+    /// A setting name is not one of the KPL's (nor one kpl-rs adds); the
+    /// message names the closest known names, if any is close.
+    KPL_ERR_UNKNOWN_SETTING = 15,
 }
 
 /// The one mapping from kpl-core's error kinds to C codes.
@@ -56,6 +60,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> kpl_error {
     match kind {
         ErrorKind::InvalidRecord => kpl_error::KPL_ERR_INVALID_RECORD,
         ErrorKind::InvalidConfig => kpl_error::KPL_ERR_INVALID_CONFIG,
+        ErrorKind::UnknownSetting => kpl_error::KPL_ERR_UNKNOWN_SETTING,
         ErrorKind::BufferFull => kpl_error::KPL_ERR_BUFFER_FULL,
         ErrorKind::Throttled => kpl_error::KPL_ERR_THROTTLED,
         ErrorKind::Expired => kpl_error::KPL_ERR_EXPIRED,
@@ -157,6 +162,7 @@ pub extern "C" fn kpl_error_name(code: i32) -> *const c_char {
         12 => c"KPL_ERR_UNEXPECTED",
         13 => c"KPL_ERR_TIMEOUT",
         14 => c"KPL_ERR_INTERNAL",
+        15 => c"KPL_ERR_UNKNOWN_SETTING",
         _ => c"KPL_ERR_UNKNOWN",
     };
     name.as_ptr()
@@ -171,6 +177,7 @@ mod tests {
         let kinds = [
             ErrorKind::InvalidRecord,
             ErrorKind::InvalidConfig,
+            ErrorKind::UnknownSetting,
             ErrorKind::BufferFull,
             ErrorKind::Throttled,
             ErrorKind::Expired,
@@ -186,7 +193,7 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), kinds.len());
         assert!(!codes.contains(&(kpl_error::KPL_ERR_INTERNAL as i32)));
-        for c in 0..=14 {
+        for c in 0..=15 {
             // SAFETY: static strings.
             let name = unsafe { std::ffi::CStr::from_ptr(kpl_error_name(c)) };
             assert!(name.to_str().unwrap().starts_with("KPL_"));
