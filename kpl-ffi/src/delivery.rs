@@ -215,7 +215,6 @@ impl Delivery {
     }
 }
 
-
 pub(crate) fn delivery(
     callback: kpl_delivery_callback,
     user_data: *mut c_void,
@@ -230,4 +229,3 @@ pub(crate) fn delivery(
         }
     }
 }
-

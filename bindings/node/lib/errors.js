@@ -19,7 +19,20 @@ class KplError extends Error {
   }
 }
 class ValidationError extends KplError {}
-class ConfigError extends KplError {}
+class ConfigError extends KplError {
+  constructor(message, info = {}) {
+    super(message, info);
+    /** The setting the error is about, when one alone was wrong. */
+    this.setting = info.setting ?? undefined;
+  }
+}
+/** A setting name that is not one of the KPL's; `suggestions`: the closest known names. */
+class UnknownSettingError extends ConfigError {
+  constructor(message, info = {}) {
+    super(message, info);
+    this.suggestions = info.suggestions ?? [];
+  }
+}
 class BufferFullError extends KplError {}
 class ThrottledError extends KplError {}
 class ExpiredError extends KplError {}
@@ -34,6 +47,7 @@ class UnexpectedError extends KplError {}
 const ERROR_CLASSES = {
   InvalidRecord: ValidationError,
   InvalidConfig: ConfigError,
+  UnknownSetting: UnknownSettingError,
   BufferFull: BufferFullError,
   Throttled: ThrottledError,
   Expired: ExpiredError,
@@ -67,4 +81,4 @@ class PutManyError extends KplError {
   }
 }
 
-module.exports = { KplError, ValidationError, ConfigError, BufferFullError, ThrottledError, ExpiredError, ServiceError, TransportError, ShutDownError, CorruptRecordError, OutsideShardRangeError, UnexpectedError, toError, isErrInfo, PutManyError };
+module.exports = { KplError, ValidationError, ConfigError, UnknownSettingError, BufferFullError, ThrottledError, ExpiredError, ServiceError, TransportError, ShutDownError, CorruptRecordError, OutsideShardRangeError, UnexpectedError, toError, isErrInfo, PutManyError };

@@ -23,10 +23,11 @@ from ._errors import (
     ThrottledError,
     TransportError,
     UnexpectedError,
+    UnknownSettingError,
     ValidationError,
 )
 from ._kpl import Attempt, PutResult, RecordFuture
-from ._producer import AsyncProducer, Data, Producer, RecordItem
+from ._producer import AsyncProducer, Data, Producer, RecordItem, check_config
 
 __all__ = [
     "AsyncProducer",
@@ -46,7 +47,9 @@ __all__ = [
     "ThrottledError",
     "TransportError",
     "UnexpectedError",
+    "UnknownSettingError",
     "UserRecord",
     "ValidationError",
+    "check_config",
     "deaggregate",
 ]
