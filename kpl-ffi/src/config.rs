@@ -1,6 +1,6 @@
 //! `kpl_config`: settings by the KPL's names.
 
-use std::ffi::{CString, c_char};
+use std::ffi::c_char;
 
 use kpl_core::{Config, ConfigBuilder};
 
@@ -93,18 +93,14 @@ pub unsafe extern "C" fn kpl_config_get(
             // SAFETY: `out` is NULL or writable per the contract.
             unsafe { error::clear_out(out)? };
             // SAFETY: per the contract.
-            let config = unsafe { config.as_ref() }.ok_or_else(|| {
-                error::fail(kpl_error::KPL_ERR_INVALID_ARGUMENT, "config is NULL")
-            })?;
+            let config = unsafe { config_ref(config)? };
             // SAFETY: per the contract.
             let name = unsafe { utf8(name, "name")? };
-            if let Some(value) = config.builder.get(name).map_err(|e| fail_with(&e))? {
-                let value = CString::new(value)
-                    .map_err(|e| error::fail(kpl_error::KPL_ERR_INTERNAL, e.to_string()))?;
-                // SAFETY: as above.
-                unsafe { *out = value.into_raw() };
+            match config.builder.get(name).map_err(|e| fail_with(&e))? {
+                // SAFETY: checked above.
+                Some(value) => unsafe { error::give_string(out, value) },
+                None => Ok(()),
             }
-            Ok(())
         })())
     })
 }
@@ -142,6 +138,16 @@ pub unsafe extern "C" fn kpl_config_load_properties(
             Ok(())
         })())
     })
+}
+
+/// # Safety
+/// `config` is NULL or a live config.
+pub(crate) unsafe fn config_ref<'a>(
+    config: *const kpl_config,
+) -> Result<&'a kpl_config, kpl_error> {
+    // SAFETY: per the contract.
+    unsafe { config.as_ref() }
+        .ok_or_else(|| error::fail(kpl_error::KPL_ERR_INVALID_ARGUMENT, "config is NULL"))
 }
 
 /// # Safety

@@ -107,6 +107,18 @@ pub(crate) unsafe fn clear_out<T>(out: *mut *mut T) -> Result<(), kpl_error> {
     Ok(())
 }
 
+/// Hands `s` to the caller through a cleared out-parameter, as a string
+/// it frees with `kpl_string_free`.
+///
+/// # Safety
+/// `out` is writable (checked by [`clear_out`] before).
+pub(crate) unsafe fn give_string(out: *mut *mut c_char, s: String) -> Result<(), kpl_error> {
+    let s = CString::new(s).map_err(|e| fail(kpl_error::KPL_ERR_INTERNAL, e.to_string()))?;
+    // SAFETY: writable per the contract.
+    unsafe { *out = s.into_raw() };
+    Ok(())
+}
+
 /// Runs `f`, turning a panic into `KPL_ERR_INTERNAL`.
 pub(crate) fn guard(f: impl FnOnce() -> kpl_error) -> kpl_error {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {

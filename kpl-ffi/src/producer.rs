@@ -8,7 +8,7 @@ use kpl_core::{Producer, UserRecord};
 use kpl_host::record::{StreamNames, from_parts};
 use kpl_host::timeout;
 
-use crate::config::kpl_config;
+use crate::config::{config_ref, kpl_config};
 use crate::delivery::{delivery, kpl_delivery_callback};
 use crate::error::{self, code, fail_with, guard, kpl_error};
 use crate::runtime;
@@ -50,9 +50,7 @@ pub unsafe extern "C" fn kpl_producer_new(
             // SAFETY: `out` is NULL or writable per the contract.
             unsafe { error::clear_out(out)? };
             // SAFETY: per the contract.
-            let config = unsafe { config.as_ref() }.ok_or_else(|| {
-                error::fail(kpl_error::KPL_ERR_INVALID_ARGUMENT, "config is NULL")
-            })?;
+            let config = unsafe { config_ref(config)? };
             runtime::check_may_block("kpl_producer_new")?;
             let config = config.builder.clone().build().map_err(|e| fail_with(&e))?;
             let producer = runtime::get()?
@@ -317,11 +315,8 @@ pub unsafe extern "C" fn kpl_producer_metrics_json(
             let p = unsafe { producer_ref(producer)? };
             let json = serde_json::to_string(&p.inner.metrics())
                 .map_err(|e| error::fail(kpl_error::KPL_ERR_INTERNAL, e.to_string()))?;
-            let json = std::ffi::CString::new(json)
-                .map_err(|e| error::fail(kpl_error::KPL_ERR_INTERNAL, e.to_string()))?;
-            // SAFETY: as above.
-            unsafe { *out = json.into_raw() };
-            Ok(())
+            // SAFETY: checked above.
+            unsafe { error::give_string(out, json) }
         })())
     })
 }
