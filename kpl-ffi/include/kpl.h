@@ -45,8 +45,7 @@ typedef enum kpl_error {
    */
   KPL_ERR_INVALID_ARGUMENT = 1,
   /**
-   * A setting's value is malformed or out of range (the message names
-   * the setting and what is allowed).
+   * A setting's value is malformed or out of range.
    */
   KPL_ERR_INVALID_CONFIG = 2,
   /**
@@ -103,8 +102,7 @@ typedef enum kpl_error {
    */
   KPL_ERR_INTERNAL = 14,
   /**
-   * A setting name is not one of the KPL's (nor one kpl-rs adds); the
-   * message names the closest known names, if any is close.
+   * An unknown setting name; the message suggests the closest known ones.
    */
   KPL_ERR_UNKNOWN_SETTING = 15,
 } kpl_error;
@@ -256,8 +254,7 @@ typedef struct kpl_result {
    */
   size_t data_len;
   /**
-   * On failure, the failed record's stream: the one it named, or the
-   * producer's default (`StreamName`); NULL on success.
+   * On failure, the record's stream (its own or `StreamName`); NULL on success.
    */
   const char *stream;
 } kpl_result;
@@ -314,10 +311,9 @@ void kpl_config_free(struct kpl_config *config);
  * value as text (`"50"`, `"true"`). Names are also accepted in snake_case
  * and camelCase.
  *
- * Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name (the message
- * suggests the closest known names), `KPL_ERR_INVALID_CONFIG` for a bad
- * value (the configuration is then unchanged), `KPL_ERR_INVALID_ARGUMENT`
- * for NULL or non-UTF-8 arguments.
+ * Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name, `KPL_ERR_INVALID_CONFIG`
+ * for a bad value (the configuration is then unchanged),
+ * `KPL_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8 arguments.
  *
  * # Safety
  * `config` is NULL or a live config; `name` and `value` are NULL or
@@ -326,11 +322,9 @@ void kpl_config_free(struct kpl_config *config);
 enum kpl_error kpl_config_set(struct kpl_config *config, const char *name, const char *value);
 
 /**
- * Reads a setting back by its KPL name (any case style), as text (as
- * `kpl_config_set` takes it; a password reads back redacted), stored in
- * `*out`; free it with `kpl_string_free`. `*out` is NULL for credentials
- * and for KPL settings accepted without effect. Returns
- * `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
+ * Reads a setting back by its KPL name (any case style) as text into `*out`
+ * (free it with `kpl_string_free`; a password redacted; NULL for credentials
+ * and settings without effect); `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
  *
  * # Safety
  * `config` is NULL or a live config; `name` is NULL or a NUL-terminated

@@ -42,10 +42,9 @@ pub unsafe extern "C" fn kpl_config_free(config: *mut kpl_config) {
 /// value as text (`"50"`, `"true"`). Names are also accepted in snake_case
 /// and camelCase.
 ///
-/// Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name (the message
-/// suggests the closest known names), `KPL_ERR_INVALID_CONFIG` for a bad
-/// value (the configuration is then unchanged), `KPL_ERR_INVALID_ARGUMENT`
-/// for NULL or non-UTF-8 arguments.
+/// Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name, `KPL_ERR_INVALID_CONFIG`
+/// for a bad value (the configuration is then unchanged),
+/// `KPL_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8 arguments.
 ///
 /// # Safety
 /// `config` is NULL or a live config; `name` and `value` are NULL or
@@ -73,11 +72,9 @@ pub unsafe extern "C" fn kpl_config_set(
     })
 }
 
-/// Reads a setting back by its KPL name (any case style), as text (as
-/// `kpl_config_set` takes it; a password reads back redacted), stored in
-/// `*out`; free it with `kpl_string_free`. `*out` is NULL for credentials
-/// and for KPL settings accepted without effect. Returns
-/// `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
+/// Reads a setting back by its KPL name (any case style) as text into `*out`
+/// (free it with `kpl_string_free`; a password redacted; NULL for credentials
+/// and settings without effect); `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
 ///
 /// # Safety
 /// `config` is NULL or a live config; `name` is NULL or a NUL-terminated

@@ -60,8 +60,7 @@ pub struct kpl_result {
     pub data: *const u8,
     /// Length of `data` in bytes.
     pub data_len: usize,
-    /// On failure, the failed record's stream: the one it named, or the
-    /// producer's default (`StreamName`); NULL on success.
+    /// On failure, the record's stream (its own or `StreamName`); NULL on success.
     pub stream: *const c_char,
 }
 

@@ -18,8 +18,7 @@ pub enum kpl_error {
     /// A NULL handle or pointer, a string that is not UTF-8, or a call
     /// from a thread where it is not allowed.
     KPL_ERR_INVALID_ARGUMENT = 1,
-    /// A setting's value is malformed or out of range (the message names
-    /// the setting and what is allowed).
+    /// A setting's value is malformed or out of range.
     KPL_ERR_INVALID_CONFIG = 2,
     /// The record breaks a Kinesis limit (empty or too long partition key,
     /// too large, bad explicit hash key, no stream).
@@ -50,8 +49,7 @@ pub enum kpl_error {
     /// A bug in kpl (a caught panic) or an error kind this binding does
     /// not know yet.
     KPL_ERR_INTERNAL = 14,
-    /// A setting name is not one of the KPL's (nor one kpl-rs adds); the
-    /// message names the closest known names, if any is close.
+    /// An unknown setting name; the message suggests the closest known ones.
     KPL_ERR_UNKNOWN_SETTING = 15,
 }
 
