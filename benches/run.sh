@@ -3,7 +3,7 @@
 # benches/results/<date>-<name>.txt. Release builds; a few minutes each.
 #
 #   benches/run.sh            all of them
-#   benches/run.sh perf       only the named ones (aggregation sim perf throttling metrics ordering)
+#   benches/run.sh perf       only the named ones (aggregation sim perf throttling metrics ordering spool)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -102,7 +102,12 @@ bench_ordering() { # StrictOrdering's cost at half, full and 3x capacity, aggreg
     record ordering benches/ordering.sh "$KPL"
 }
 
-ALL=(aggregation sim perf throttling metrics ordering)
+bench_spool() { # the durable spool's cost: no spool, SpoolSync never / interval / always, alternating (benches/spool.sh)
+    cargo build --release -p kpl-cli
+    record spool benches/spool.sh "$KPL"
+}
+
+ALL=(aggregation sim perf throttling metrics ordering spool)
 for name in "${@:-${ALL[@]}}"; do
     "bench_$name"
 done

@@ -99,6 +99,12 @@ export class ShutDownError extends KplError {}
 export class CorruptRecordError extends KplError {}
 export class OutsideShardRangeError extends KplError {}
 export class UnexpectedError extends KplError {}
+/** The spool holds SpoolMaxBytes and SpoolFullPolicy refused the record. */
+export class SpoolFullError extends KplError {}
+/** Removed from a full spool (SpoolFullPolicy = drop_oldest); not delivered. */
+export class DroppedError extends KplError {}
+/** The spool cannot be used: in use by another producer, unreadable, or an fsync failed. */
+export class SpoolError extends KplError {}
 export class PutManyError extends KplError {
   /** Per record, in order: its PutResult or its error. */
   readonly results: Array<PutResult | KplError>;

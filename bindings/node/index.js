@@ -8,7 +8,7 @@ const native = require('./native.cjs');
 const {
   KplError, ValidationError, ConfigError, UnknownSettingError, BufferFullError, ThrottledError, ExpiredError,
   ServiceError, TransportError, ShutDownError, CorruptRecordError, OutsideShardRangeError,
-  UnexpectedError, PutManyError, toError, isErrInfo,
+  UnexpectedError, SpoolFullError, DroppedError, SpoolError, PutManyError, toError, isErrInfo,
 } = require('./lib/errors');
 const { toBytes } = require('./lib/records');
 const { toSettings } = require('./lib/settings');
@@ -68,5 +68,8 @@ module.exports = {
   CorruptRecordError,
   OutsideShardRangeError,
   UnexpectedError,
+  SpoolFullError,
+  DroppedError,
+  SpoolError,
   PutManyError,
 };

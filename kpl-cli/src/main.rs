@@ -11,6 +11,7 @@ mod perf;
 mod producer_args;
 mod put;
 mod sim;
+mod spool;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,8 @@ enum Command {
     Put(put::PutArgs),
     /// Run the Kinesis simulator on loopback.
     Sim(sim::SimArgs),
+    /// Show what a spool directory holds (records pending, damage, lock).
+    Spool(spool::SpoolArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Perf(args) => block_on(perf::run(args)).map(exit_status),
         Command::Put(args) => block_on(put::run(args)).map(exit_status),
         Command::Sim(args) => block_on(sim::run(args)).map(|()| ExitCode::SUCCESS),
+        Command::Spool(args) => spool::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -45,13 +45,19 @@ pub struct ProducerArgs {
     /// RecordTtl, ms.
     #[arg(long, value_name = "MS")]
     pub record_ttl: Option<u64>,
+    /// Keep records in a durable spool in DIR (SpoolDirectory).
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// SpoolSync: always, interval or never.
+    #[arg(long, value_name = "MODE")]
+    pub spool_sync: Option<String>,
 }
 
 impl ProducerArgs {
     /// The configuration these flags describe, for `stream`.
     pub fn builder(&self, stream: &str) -> Result<ConfigBuilder, String> {
         let mut pairs = vec![("StreamName".to_owned(), stream.to_owned())];
-        let flags: [(&str, Option<String>); 10] = [
+        let flags: [(&str, Option<String>); 12] = [
             ("KinesisEndpoint", self.endpoint.clone()),
             ("Region", self.region.clone()),
             (
@@ -80,6 +86,11 @@ impl ProducerArgs {
             ),
             ("RateLimit", self.rate_limit.map(|v| v.to_string())),
             ("RecordTtl", self.record_ttl.map(|v| v.to_string())),
+            (
+                "SpoolDirectory",
+                self.spool_dir.as_ref().map(|d| d.display().to_string()),
+            ),
+            ("SpoolSync", self.spool_sync.clone()),
         ];
         pairs.extend(
             flags

@@ -52,6 +52,15 @@ pub enum ErrorKind {
     /// where waiting would stall (or, on a current-thread runtime,
     /// deadlock) the producer it waits for. Use the async API there.
     WrongThread,
+    /// The spool holds `SpoolMaxBytes` and `SpoolFullPolicy` refused the
+    /// record (`fail`, or `block` when the put could not wait). Retry later.
+    SpoolFull,
+    /// The record was removed from a full spool to make room for newer
+    /// ones (`SpoolFullPolicy = drop_oldest`); it was not delivered.
+    Dropped,
+    /// The spool cannot be used: its directory cannot be created, read or
+    /// written, another producer holds it, or an fsync failed.
+    Spool,
 }
 
 impl ErrorKind {
@@ -71,6 +80,9 @@ impl ErrorKind {
             ErrorKind::OutsideShardRange => "OutsideShardRange",
             ErrorKind::Unexpected => "Unexpected",
             ErrorKind::WrongThread => "WrongThread",
+            ErrorKind::SpoolFull => "SpoolFull",
+            ErrorKind::Dropped => "Dropped",
+            ErrorKind::Spool => "Spool",
         }
     }
 }
@@ -230,7 +242,8 @@ impl Error {
         self.inner.record.take()
     }
 
-    /// The attempts made to deliver the record, oldest first.
+    /// The attempts made to deliver the record, oldest first (for a record
+    /// tried more than six times: the first and the five latest).
     pub fn attempts(&self) -> &[Attempt] {
         &self.inner.attempts
     }
@@ -245,6 +258,7 @@ impl Error {
             ErrorKind::BufferFull
             | ErrorKind::Throttled
             | ErrorKind::Expired
+            | ErrorKind::SpoolFull
             | ErrorKind::Transport => true,
             ErrorKind::Service => !matches!(
                 crate::codes::disposition_of(self),

@@ -35,6 +35,7 @@ mod proxy;
 mod record;
 mod record_size;
 mod shard_map;
+pub mod spool;
 mod transport;
 
 pub use config::{Config, ConfigBuilder, StaticCredentials};
@@ -44,3 +45,4 @@ pub use metrics::{Metrics, MetricsDimension, MetricsGranularity, MetricsLevel};
 pub use pipeline::Room;
 pub use producer::{PipelineStats, Producer, PutHandle};
 pub use record::{Attempt, MAX_PARTITION_KEY_CHARS, PutResult, UserRecord};
+pub use spool::{SpoolFullPolicy, SpoolSync};

@@ -155,6 +155,11 @@ impl fmt::Debug for UserRecord {
     }
 }
 
+/// Most attempts a record keeps (and its result reports): the first and
+/// the latest. A record that retries through a long outage (no RecordTtl,
+/// as with a spool) must not grow without bound.
+pub(crate) const KEPT_ATTEMPTS: usize = 6;
+
 /// One try at delivering a record, as the KPL reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -201,6 +206,9 @@ pub(crate) enum Attempts {
 impl Attempts {
     /// The earlier attempts plus the last one.
     pub(crate) fn from(mut earlier: Vec<Attempt>, last: Attempt) -> Attempts {
+        if earlier.len() >= KEPT_ATTEMPTS {
+            earlier.remove(1);
+        }
         if earlier.is_empty() {
             Attempts::One(last)
         } else {
@@ -238,7 +246,8 @@ impl PutResult {
         self.aggregated
     }
 
-    /// Every attempt made, the last one successful.
+    /// The attempts made, the last one successful: all of them, or, for a
+    /// record tried more than six times, the first and the five latest.
     pub fn attempts(&self) -> &[Attempt] {
         self.attempts.as_slice()
     }

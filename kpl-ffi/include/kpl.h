@@ -102,9 +102,22 @@ typedef enum kpl_error {
    */
   KPL_ERR_INTERNAL = 14,
   /**
+   * The spool holds SpoolMaxBytes and SpoolFullPolicy refused the record.
+   */
+  KPL_ERR_SPOOL_FULL = 15,
+  /**
+   * The record was removed from a full spool (SpoolFullPolicy = drop_oldest).
+   */
+  KPL_ERR_DROPPED = 16,
+  /**
+   * The spool cannot be used: in use by another producer, unreadable,
+   * or an fsync failed.
+   */
+  KPL_ERR_SPOOL = 17,
+  /**
    * An unknown setting name; the message suggests the closest known ones.
    */
-  KPL_ERR_UNKNOWN_SETTING = 15,
+  KPL_ERR_UNKNOWN_SETTING = 18,
 } kpl_error;
 
 /**

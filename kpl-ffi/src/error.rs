@@ -49,8 +49,15 @@ pub enum kpl_error {
     /// A bug in kpl (a caught panic) or an error kind this binding does
     /// not know yet.
     KPL_ERR_INTERNAL = 14,
+    /// The spool holds SpoolMaxBytes and SpoolFullPolicy refused the record.
+    KPL_ERR_SPOOL_FULL = 15,
+    /// The record was removed from a full spool (SpoolFullPolicy = drop_oldest).
+    KPL_ERR_DROPPED = 16,
+    /// The spool cannot be used: in use by another producer, unreadable,
+    /// or an fsync failed.
+    KPL_ERR_SPOOL = 17,
     /// An unknown setting name; the message suggests the closest known ones.
-    KPL_ERR_UNKNOWN_SETTING = 15,
+    KPL_ERR_UNKNOWN_SETTING = 18,
 }
 
 /// The one mapping from kpl-core's error kinds to C codes.
@@ -69,6 +76,9 @@ pub(crate) fn code_of(kind: ErrorKind) -> kpl_error {
         ErrorKind::OutsideShardRange => kpl_error::KPL_ERR_OUTSIDE_SHARD_RANGE,
         ErrorKind::Unexpected => kpl_error::KPL_ERR_UNEXPECTED,
         ErrorKind::WrongThread => kpl_error::KPL_ERR_INVALID_ARGUMENT,
+        ErrorKind::SpoolFull => kpl_error::KPL_ERR_SPOOL_FULL,
+        ErrorKind::Dropped => kpl_error::KPL_ERR_DROPPED,
+        ErrorKind::Spool => kpl_error::KPL_ERR_SPOOL,
         _ => kpl_error::KPL_ERR_INTERNAL,
     }
 }
@@ -172,7 +182,10 @@ pub extern "C" fn kpl_error_name(code: i32) -> *const c_char {
         12 => c"KPL_ERR_UNEXPECTED",
         13 => c"KPL_ERR_TIMEOUT",
         14 => c"KPL_ERR_INTERNAL",
-        15 => c"KPL_ERR_UNKNOWN_SETTING",
+        15 => c"KPL_ERR_SPOOL_FULL",
+        16 => c"KPL_ERR_DROPPED",
+        17 => c"KPL_ERR_SPOOL",
+        18 => c"KPL_ERR_UNKNOWN_SETTING",
         _ => c"KPL_ERR_UNKNOWN",
     };
     name.as_ptr()
@@ -197,13 +210,16 @@ mod tests {
             ErrorKind::Corrupt,
             ErrorKind::OutsideShardRange,
             ErrorKind::Unexpected,
+            ErrorKind::SpoolFull,
+            ErrorKind::Dropped,
+            ErrorKind::Spool,
         ];
         let mut codes: Vec<i32> = kinds.iter().map(|&k| code_of(k) as i32).collect();
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), kinds.len());
         assert!(!codes.contains(&(kpl_error::KPL_ERR_INTERNAL as i32)));
-        for c in 0..=15 {
+        for c in 0..=18 {
             // SAFETY: static strings.
             let name = unsafe { std::ffi::CStr::from_ptr(kpl_error_name(c)) };
             assert!(name.to_str().unwrap().starts_with("KPL_"));

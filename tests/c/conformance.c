@@ -23,6 +23,9 @@ static const char *kind_of(kpl_error code) {
     case KPL_ERR_CORRUPT: return "Corrupt";
     case KPL_ERR_OUTSIDE_SHARD_RANGE: return "OutsideShardRange";
     case KPL_ERR_UNEXPECTED: return "Unexpected";
+    case KPL_ERR_SPOOL_FULL: return "SpoolFull";
+    case KPL_ERR_DROPPED: return "Dropped";
+    case KPL_ERR_SPOOL: return "Spool";
     default: return kpl_error_name((int32_t)code);
     }
 }

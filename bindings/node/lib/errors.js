@@ -42,6 +42,9 @@ class ShutDownError extends KplError {}
 class CorruptRecordError extends KplError {}
 class OutsideShardRangeError extends KplError {}
 class UnexpectedError extends KplError {}
+class SpoolFullError extends KplError {}
+class DroppedError extends KplError {}
+class SpoolError extends KplError {}
 
 /** kpl-core ErrorKind -> class. The one place errors are mapped. */
 const ERROR_CLASSES = {
@@ -57,6 +60,9 @@ const ERROR_CLASSES = {
   Corrupt: CorruptRecordError,
   OutsideShardRange: OutsideShardRangeError,
   Unexpected: UnexpectedError,
+  SpoolFull: SpoolFullError,
+  Dropped: DroppedError,
+  Spool: SpoolError,
 };
 
 function toError(info) {
@@ -81,4 +87,4 @@ class PutManyError extends KplError {
   }
 }
 
-module.exports = { KplError, ValidationError, ConfigError, UnknownSettingError, BufferFullError, ThrottledError, ExpiredError, ServiceError, TransportError, ShutDownError, CorruptRecordError, OutsideShardRangeError, UnexpectedError, toError, isErrInfo, PutManyError };
+module.exports = { KplError, ValidationError, ConfigError, UnknownSettingError, BufferFullError, ThrottledError, ExpiredError, ServiceError, TransportError, ShutDownError, CorruptRecordError, OutsideShardRangeError, UnexpectedError, SpoolFullError, DroppedError, SpoolError, toError, isErrInfo, PutManyError };

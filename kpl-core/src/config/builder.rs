@@ -28,7 +28,13 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
     pub(super) config: Config,
+    /// RecordTtl was set: with a spool it otherwise defaults to no limit.
+    pub(super) ttl_given: bool,
 }
+
+/// RecordTtl "without limit": a century, far beyond any run, and far
+/// from overflowing an `Instant`.
+pub(crate) const NO_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl ConfigBuilder {
     /// Sets a parameter by its KPL name (e.g. `"RecordMaxBufferedTime"`)
@@ -60,7 +66,9 @@ impl ConfigBuilder {
     /// ```
     pub fn apply(&mut self, name: &str, value: &str) -> Result<(), Error> {
         if let Some(setting) = setting(name) {
-            return (setting.apply)(&mut self.config, setting.name, value);
+            (setting.apply)(&mut self.config, setting.name, value)?;
+            self.ttl_given |= setting.name == "RecordTtl";
+            return Ok(());
         }
         match ACCEPTED_WITHOUT_EFFECT.iter().find(|n| same_name(n, name)) {
             Some(known) => {
@@ -202,6 +210,29 @@ impl ConfigBuilder {
     /// Time after which an undelivered record fails as expired.
     pub fn record_ttl(mut self, ttl: Duration) -> Self {
         self.config.record_ttl = ttl;
+        self.ttl_given = true;
+        self
+    }
+
+    /// Keeps records in a durable spool in `dir` (`SpoolDirectory`): see
+    /// the README's "Durable spool" for what it promises.
+    ///
+    /// ```
+    /// use kpl_core::{Config, SpoolSync};
+    ///
+    /// let config = Config::builder()
+    ///     .stream("readings")
+    ///     .spool_directory("/var/lib/gateway/kpl-spool")
+    ///     .set("SpoolSync", "always")
+    ///     .unwrap()
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.spool_sync, SpoolSync::Always);
+    /// // With a spool, records wait out outages instead of expiring.
+    /// assert!(config.record_ttl.as_secs() > 1_000_000_000);
+    /// ```
+    pub fn spool_directory(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.spool_directory = Some(dir.into());
         self
     }
 
@@ -348,7 +379,10 @@ impl ConfigBuilder {
     /// Checks every value against its range and the combinations that
     /// cannot work, and returns the configuration.
     pub fn build(self) -> Result<Config, Error> {
-        let c = self.config;
+        let mut c = self.config;
+        if c.spool_directory.is_some() && !self.ttl_given {
+            c.record_ttl = NO_TTL;
+        }
         // Typed setters bypass `set`, so re-check every range here once.
         for setting in SETTINGS {
             (setting.check)(&c, setting.name)?;
@@ -372,6 +406,15 @@ impl ConfigBuilder {
             ));
         }
         check_metrics(&c)?;
+        if c.spool_directory.is_some() && c.spool_max_bytes < 2 * c.max_user_record_size as u64 {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "SpoolMaxBytes = {} must hold at least two records of MaxUserRecordSize = {} bytes",
+                    c.spool_max_bytes, c.max_user_record_size
+                ),
+            ));
+        }
         if c.proxy_password.is_some() && c.proxy_user_name.is_none() {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,

@@ -20,6 +20,7 @@ use kinds::{
 
 use crate::error::{Error, ErrorKind};
 use crate::metrics::{MetricsDimension, MetricsGranularity, MetricsLevel};
+use crate::spool::{SpoolFullPolicy, SpoolSync};
 
 /// One setting by its KPL name: how its text is applied, how its value is
 /// shown, and how a value stored by a typed setter is checked.
@@ -144,6 +145,24 @@ pub struct Config {
     /// Most payload bytes buffered before puts wait (kpl-rs `MaxBufferedBytes`,
     /// 268435456 = 256 MiB).
     pub max_buffered_bytes: usize = 256 * 1024 * 1024 => ["MaxBufferedBytes": Int(65_536, NO_MAX)],
+    /// Directory of the durable spool (kpl-rs `SpoolDirectory`; empty, the
+    /// default: no spool). With a spool, a put returns once its record is
+    /// on disk, records leave the disk only with a final result, a producer
+    /// opening the directory sends what an earlier one left, and RecordTtl
+    /// defaults to no limit (see the README's "Durable spool").
+    pub spool_directory: Option<PathBuf> = None => ["SpoolDirectory": FilePath],
+    /// Disk the spool may use, in bytes (kpl-rs `SpoolMaxBytes`,
+    /// 1073741824 = 1 GiB; 1048576..).
+    pub spool_max_bytes: u64 = 1 << 30 => ["SpoolMaxBytes": Int(1_048_576, NO_MAX)],
+    /// When spooled records are fsynced (kpl-rs `SpoolSync`, interval;
+    /// always | interval | never).
+    pub spool_sync: SpoolSync = SpoolSync::Interval => ["SpoolSync": Named],
+    /// fsync and checkpoint period (kpl-rs `SpoolSyncInterval`, 100 ms;
+    /// 1..=60000).
+    pub spool_sync_interval: Duration = Duration::from_millis(100) => ["SpoolSyncInterval": Millis(1, 60_000)],
+    /// What puts do when the spool holds SpoolMaxBytes (kpl-rs
+    /// `SpoolFullPolicy`, block; block | fail | drop_oldest).
+    pub spool_full_policy: SpoolFullPolicy = SpoolFullPolicy::Block => ["SpoolFullPolicy": Named],
     /// How often shard maps are re-read, to follow streams that reshard on
     /// their own (kpl-rs `ShardMapRefreshInterval`, 60000 ms; 0 = never).
     pub shard_map_refresh_interval: Duration = Duration::from_secs(60) => ["ShardMapRefreshInterval": Millis(0, NO_MAX)],
@@ -225,6 +244,7 @@ impl Config {
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder {
             config: Config::default(),
+            ttl_given: false,
         }
     }
 

@@ -157,6 +157,7 @@ impl Recorder {
             metrics_datums_uploaded: self.metrics_datums_uploaded.load(Relaxed),
             metrics_upload_failures: self.metrics_upload_failures.load(Relaxed),
             metrics_windows_dropped: self.metrics_windows_dropped.load(Relaxed),
+            ..Metrics::default()
         }
     }
 }
@@ -213,4 +214,32 @@ pub struct Metrics {
     /// Metrics windows dropped, oldest first, while CloudWatch could not
     /// take them (kpl-rs).
     pub metrics_windows_dropped: u64,
+    /// Records in the spool without a final result yet (kpl-rs; 0 without
+    /// a spool).
+    pub spool_records: u64,
+    /// Bytes of the spool's segment files (kpl-rs).
+    pub spool_bytes: u64,
+    /// Age of the oldest record in the spool, ms, to within 1,024 records (kpl-rs).
+    pub spool_oldest_record_age_ms: u64,
+    /// Records removed from a full spool by `SpoolFullPolicy = drop_oldest` (kpl-rs).
+    pub spool_records_dropped: u64,
+    /// Records an earlier producer left in the spool, sent again by this one (kpl-rs).
+    pub spool_records_recovered: u64,
+    /// Records lost to damage in the spool's files (kpl-rs).
+    pub spool_records_damaged: u64,
+    /// Bytes the spool wrote to disk: records, segment headers and
+    /// checkpoints (kpl-rs).
+    pub spool_bytes_written: u64,
+}
+
+impl Metrics {
+    pub(crate) fn add_spool(&mut self, f: crate::spool::SpoolFigures) {
+        self.spool_records = f.records;
+        self.spool_bytes = f.bytes;
+        self.spool_oldest_record_age_ms = f.oldest_age_ms;
+        self.spool_records_dropped = f.dropped;
+        self.spool_records_recovered = f.recovered;
+        self.spool_records_damaged = f.damaged;
+        self.spool_bytes_written = f.written;
+    }
 }

@@ -9,7 +9,7 @@ use super::retrier::{self, Pace, RequestVerdict, Rules, Verdict};
 use super::router::{Outbound, Suspect};
 use super::sender::Completion;
 use super::streams::StreamId;
-use super::{Engine, Pending};
+use super::{Engine, Failure, Pending};
 use crate::error::Error;
 use crate::kinesis::EntryOutcome;
 
@@ -73,14 +73,19 @@ impl Engine {
         self.pause_throttled(id, &judged.throttled, span.0, now);
         if let Some(stream) = self.streams.get_mut(id) {
             stream.request_backoff = Duration::ZERO;
+            if stream.map.reachable_again(now) {
+                self.sender.load_map(id, stream.name.clone());
+            }
         }
         let mut again = Retries::default();
         for ((ob, verdict), outcome) in batch.into_iter().zip(judged.verdicts).zip(outcomes) {
             let failure = match outcome {
-                EntryOutcome::Failed { code, message } => Some((code.as_str(), message.as_str())),
+                EntryOutcome::Failed { code, message } => {
+                    Some(Arc::new((code.clone(), message.clone())))
+                }
                 EntryOutcome::Delivered { .. } => None,
             };
-            self.carry_out(id, ob, verdict, failure, span, now, &mut again);
+            self.carry_out(id, ob, verdict, failure.as_ref(), span, now, &mut again);
         }
         self.retry(again.now, Duration::ZERO, now);
         if let Some(most) = again.later.iter().map(|p| p.attempts.len()).max() {
@@ -99,7 +104,7 @@ impl Engine {
         id: StreamId,
         ob: Outbound,
         verdict: Verdict,
-        failure: Option<(&str, &str)>,
+        failure: Option<&Failure>,
         span: Span,
         now: Instant,
         again: &mut Retries,
@@ -228,10 +233,10 @@ impl Engine {
         metrics.request(span.1.saturating_duration_since(span.0), 0, 0, true);
         let code = err.code().unwrap_or(err.kind().as_str()).to_owned();
         metrics.error(&code, 1);
-        let failure = Some((code.as_str(), err.message()));
+        let failure = Arc::new((code.clone(), err.message().to_owned()));
         let records: Vec<Pending> = batch
             .into_iter()
-            .flat_map(|ob| attempted(ob, span, failure))
+            .flat_map(|ob| attempted(ob, span, Some(&failure)))
             .collect();
         match retrier::judge_request(&err, self.rules()) {
             RequestVerdict::Retry => {
@@ -264,7 +269,7 @@ impl Engine {
 }
 
 /// The user records of `ob`, with this attempt noted.
-fn attempted(ob: Outbound, (started, ended): Span, failure: Option<(&str, &str)>) -> Vec<Pending> {
+fn attempted(ob: Outbound, (started, ended): Span, failure: Option<&Failure>) -> Vec<Pending> {
     let mut records = ob.record.records;
     for p in &mut records {
         p.record_attempt(started, ended, failure);

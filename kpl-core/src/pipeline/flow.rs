@@ -52,7 +52,7 @@ impl Engine {
                 now.saturating_duration_since(p.last_attempt_end),
             )
         {
-            p.attempts.push(attempt);
+            p.keep_attempt(attempt.into());
             return self.resolution.fail(p, err, now);
         }
         if p.gated.is_some() {

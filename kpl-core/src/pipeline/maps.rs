@@ -31,6 +31,9 @@ pub(crate) struct MapLifecycle {
     /// makes the next attempt): misrouted records must not hammer a
     /// ListShards that is failing.
     not_before: Option<Instant>,
+    /// The last load failed to reach the endpoint: the next answer from
+    /// the endpoint (it is back) loads at once instead of after the backoff.
+    unreachable: bool,
     /// Bumped when the shard set is replaced; shard timers carry it.
     pub version: u64,
     /// The generation of the one live refresh timer.
@@ -45,6 +48,7 @@ impl MapLifecycle {
             reload: false,
             failures: 0,
             not_before: None,
+            unreachable: false,
             version: 0,
             refresh_generation: 0,
         }
@@ -82,6 +86,7 @@ impl MapLifecycle {
 
     pub fn succeeded(&mut self) {
         self.failures = 0;
+        self.unreachable = false;
         self.not_before = None;
     }
 
@@ -92,6 +97,22 @@ impl MapLifecycle {
             self.state = MapState::Unavailable;
         }
         (MIN_BACKOFF * 2u32.saturating_pow(self.failures.min(10) - 1)).min(MAX_BACKOFF)
+    }
+
+    /// The failing load did not reach the endpoint (connection refused,
+    /// timeout): an outage, not a refusal.
+    pub fn unreachable(&mut self) {
+        self.unreachable = true;
+    }
+
+    /// The endpoint answered a request: after an outage that kept the map
+    /// from loading, load it now (records go out plain until it is in)
+    /// rather than at the end of a backoff of up to 30 s. Once per outage.
+    pub fn reachable_again(&mut self, now: Instant) -> bool {
+        if !std::mem::take(&mut self.unreachable) || !matches!(self.state, MapState::Unavailable) {
+            return false;
+        }
+        self.want_load_now(now)
     }
 
     /// No load starts before `at` but the map timer's.
@@ -160,6 +181,31 @@ mod tests {
         m.load_ended(now + backoff);
         m.back_off_until(now + backoff * 3);
         assert!(m.want_load_now(now + backoff), "the map timer does");
+    }
+
+    #[test]
+    fn an_answer_after_an_outage_loads_the_map_once_without_waiting_out_the_backoff() {
+        let now = Instant::now();
+        let mut m = MapLifecycle::new();
+        assert!(m.want_load(now));
+        m.load_ended(now);
+        m.unreachable();
+        for _ in 0..8 {
+            m.failed();
+        }
+        m.back_off_until(now + MAX_BACKOFF);
+        let back = now + Duration::from_secs(1);
+        assert!(m.reachable_again(back), "the endpoint answered: load now");
+        m.load_ended(back);
+        assert!(!m.reachable_again(back), "once per outage");
+
+        // A refusal (not an outage) waits out its backoff.
+        let mut refused = MapLifecycle::new();
+        assert!(refused.want_load(now));
+        refused.load_ended(now);
+        refused.failed();
+        refused.back_off_until(now + MAX_BACKOFF);
+        assert!(!refused.reachable_again(back));
     }
 
     #[test]

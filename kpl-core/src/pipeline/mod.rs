@@ -38,7 +38,9 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-pub(crate) use pending::{IndexedCallback, IndexedRoomCallback, Pending, Reply};
+pub(crate) use pending::{
+    BatchCallback, Failure, IndexedCallback, IndexedRoomCallback, Pending, Reply,
+};
 pub use room::Room;
 
 use crate::config::Config;
@@ -77,6 +79,32 @@ pub(crate) struct Shared {
     pub streams: AtomicU64,
     /// Entries in the pipeline's timer heap, as of its last turn.
     pub timers: AtomicU64,
+    /// Where final results of spooled records are marked, if there is a spool.
+    pub spool_done: Option<Arc<crate::spool::Done>>,
+}
+
+/// Hands a command to the pipeline; if it is gone (shut down), the
+/// records in it are resolved with `ShutDown` here.
+pub(crate) fn send_command(
+    commands: &mpsc::UnboundedSender<Command>,
+    shared: &Shared,
+    command: Command,
+) {
+    if let Err(mpsc::error::SendError(command)) = commands.send(command) {
+        let pending = match command {
+            Command::Put(p) => vec![p],
+            Command::PutMany(ps) => ps,
+            _ => Vec::new(),
+        };
+        for p in pending {
+            let size = p.record.size();
+            shared.outstanding.fetch_sub(1, Relaxed);
+            shared.buffered_bytes.fetch_sub(size as u64, Relaxed);
+            shared.give_back(size);
+            let err = Error::new(ErrorKind::ShutDown, "the producer is shut down");
+            p.reply.send(Err(err.with_record(p.record)));
+        }
+    }
 }
 
 enum Timer {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::room::Room;
 use crate::error::{Error, ErrorKind};
 use crate::hash::HashKey;
-use crate::record::{Attempt, PutResult, UserRecord};
+use crate::record::{Attempt, KEPT_ATTEMPTS, PutResult, UserRecord};
 
 /// One callback for a batch of records, told each record's position.
 pub(crate) type IndexedCallback = Arc<dyn Fn(usize, Result<PutResult, Error>) + Send + Sync>;
@@ -17,6 +17,32 @@ pub(crate) type IndexedCallback = Arc<dyn Fn(usize, Result<PutResult, Error>) + 
 /// Like [`IndexedCallback`], handed each record's buffer room too.
 pub(crate) type IndexedRoomCallback =
     Arc<dyn Fn(usize, Result<PutResult, Error>, Room) + Send + Sync>;
+
+/// The shared callback of a batch put, without a position.
+#[derive(Clone)]
+pub(crate) enum BatchCallback {
+    Plain(IndexedCallback),
+    WithRoom(IndexedRoomCallback),
+}
+
+impl BatchCallback {
+    /// Whether both are the same batch's callback.
+    pub fn same(&self, other: &BatchCallback) -> bool {
+        match (self, other) {
+            (BatchCallback::Plain(a), BatchCallback::Plain(b)) => Arc::ptr_eq(a, b),
+            (BatchCallback::WithRoom(a), BatchCallback::WithRoom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The reply of the record at `index` of the batch.
+    pub fn reply(&self, index: usize) -> Reply {
+        match self {
+            BatchCallback::Plain(f) => Reply::indexed(f.clone(), index),
+            BatchCallback::WithRoom(f) => Reply::indexed_with_room(f.clone(), index),
+        }
+    }
+}
 
 /// Where a record's result goes. Exactly one result goes there: if the
 /// reply is dropped unsent (the pipeline stopped, or a bug lost the
@@ -63,6 +89,20 @@ impl Reply {
             self.0,
             Some(ReplyTo::CallbackWithRoom(_) | ReplyTo::IndexedWithRoom(..))
         )
+    }
+
+    /// Takes a batch reply apart into its shared callback and position, so
+    /// a queue of consecutive batch replies can be kept as one run (the
+    /// spool's backlog); any other reply comes back as it was.
+    pub fn into_batch(mut self) -> Result<(BatchCallback, usize), Reply> {
+        match self.0.take() {
+            Some(ReplyTo::Indexed(f, i)) => Ok((BatchCallback::Plain(f), i)),
+            Some(ReplyTo::IndexedWithRoom(f, i)) => Ok((BatchCallback::WithRoom(f), i)),
+            other => {
+                self.0 = other;
+                Err(self)
+            }
+        }
     }
 
     /// Drops the reply without a result: for a put refused at admission,
@@ -142,12 +182,15 @@ pub(crate) struct Pending {
     pub deadline: Instant,
     pub expiry: Instant,
     pub last_attempt_end: Instant,
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<Tried>,
     pub epoch: u64,
     /// Under `StrictOrdering`: the stream whose gate counts this record
     /// out (`ordering`), from when it leaves its shard's queue until it is
     /// resolved or put back.
     pub gated: Option<super::streams::StreamId>,
+    /// The record's sequence number in the spool, if it is spooled: it
+    /// leaves the spool once it has a final result.
+    pub spool_seq: Option<u64>,
     pub reply: Reply,
 }
 
@@ -158,20 +201,96 @@ impl AsRef<UserRecord> for Pending {
 }
 
 impl Pending {
+    /// A record that just got buffer room: its buffering time and TTL
+    /// start at `now`.
+    pub fn new(
+        record: UserRecord,
+        stream: Arc<str>,
+        hash_key: HashKey,
+        reply: Reply,
+        config: &crate::config::Config,
+        now: Instant,
+    ) -> Pending {
+        let expiry = now + config.record_ttl;
+        Pending {
+            record,
+            stream,
+            hash_key,
+            arrival: now,
+            deadline: (now + config.record_max_buffered_time).min(expiry),
+            expiry,
+            last_attempt_end: now,
+            attempts: Vec::new(),
+            epoch: 0,
+            gated: None,
+            spool_seq: None,
+            reply,
+        }
+    }
+
     /// Notes an attempt that ended at `ended`, failed with `error` if any.
-    pub fn record_attempt(
-        &mut self,
-        started: Instant,
-        ended: Instant,
-        error: Option<(&str, &str)>,
-    ) {
-        self.attempts.push(Attempt {
+    /// A record keeps its first attempt and the latest ones, at most
+    /// [`KEPT_ATTEMPTS`]: one that retries through a long outage (no
+    /// RecordTtl, as with a spool) must not grow without bound.
+    pub fn record_attempt(&mut self, started: Instant, ended: Instant, failure: Option<&Failure>) {
+        self.keep_attempt(Tried {
             delay: started.saturating_duration_since(self.last_attempt_end),
             duration: ended.saturating_duration_since(started),
-            error_code: error.map(|(c, _)| c.to_owned()),
-            error_message: error.map(|(_, m)| m.to_owned()),
+            failure: failure.cloned(),
         });
         self.last_attempt_end = ended;
+    }
+
+    pub fn keep_attempt(&mut self, tried: Tried) {
+        if self.attempts.len() >= KEPT_ATTEMPTS {
+            self.attempts.remove(1);
+        }
+        self.attempts.push(tried);
+    }
+
+    /// The attempts as results report them.
+    pub fn take_attempts(&mut self) -> Vec<Attempt> {
+        self.attempts.drain(..).map(Tried::into_attempt).collect()
+    }
+}
+
+/// An error code and message, shared by every record that failed with it
+/// in one answer (a record retrying through an outage keeps several).
+pub(crate) type Failure = Arc<(String, String)>;
+
+/// An attempt as a record in the pipeline keeps it.
+pub(crate) struct Tried {
+    pub delay: std::time::Duration,
+    pub duration: std::time::Duration,
+    pub failure: Option<Failure>,
+}
+
+impl Tried {
+    pub fn code(&self) -> Option<&str> {
+        self.failure.as_ref().map(|f| f.0.as_str())
+    }
+
+    fn into_attempt(self) -> Attempt {
+        Attempt {
+            delay: self.delay,
+            duration: self.duration,
+            error_code: self.failure.as_ref().map(|f| f.0.clone()),
+            error_message: self.failure.as_ref().map(|f| f.1.clone()),
+        }
+    }
+}
+
+impl From<Attempt> for Tried {
+    fn from(a: Attempt) -> Tried {
+        let failure = match (a.error_code, a.error_message) {
+            (Some(code), message) => Some(Arc::new((code, message.unwrap_or_default()))),
+            (None, _) => None,
+        };
+        Tried {
+            delay: a.delay,
+            duration: a.duration,
+            failure,
+        }
     }
 }
 

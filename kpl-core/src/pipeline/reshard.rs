@@ -93,6 +93,9 @@ impl Engine {
         let Some(stream) = self.streams.get_mut(id) else {
             return;
         };
+        if err.kind() == crate::error::ErrorKind::Transport {
+            stream.map.unreachable();
+        }
         let backoff = stream.map.failed();
         tracing::warn!(stream = %stream.name, %err, ?backoff, "ListShards failed; sending records unaggregated until it succeeds");
         // Suspects stay: they were stored, and only a map can tell whether

@@ -113,9 +113,9 @@ impl Resolution {
                         error_code: None,
                         error_message: None,
                     };
-                    Attempts::from(std::mem::take(&mut p.attempts), last)
+                    Attempts::from(p.take_attempts(), last)
                 }
-                None => Attempts::Many(std::mem::take(&mut p.attempts)),
+                None => Attempts::Many(p.take_attempts()),
             };
             let result = PutResult {
                 shard_id: shard_id.clone(),
@@ -148,6 +148,9 @@ impl Resolution {
                 freed_bytes += p.record.size();
             }
         }
+        if let Some(done) = &self.shared.spool_done {
+            done.complete(records.iter().filter_map(|p| p.spool_seq));
+        }
         let count = records.len();
         let metrics = &self.shared.metrics;
         metrics.user_records_done(true, count as u64, buffering_sum, buffering_max);
@@ -159,7 +162,7 @@ impl Resolution {
     pub fn expire(&mut self, p: Pending, now: Instant) {
         self.shared.metrics.expired();
         let ttl = self.record_ttl.as_millis();
-        let message = match p.attempts.last().and_then(|a| a.error_code.as_deref()) {
+        let message = match p.attempts.last().and_then(|a| a.code()) {
             Some(code) => format!(
                 "not delivered within RecordTtl ({ttl} ms) after {} attempt(s); the last failed with {code}",
                 p.attempts.len()
@@ -169,16 +172,24 @@ impl Resolution {
         self.fail(p, Error::new(ErrorKind::Expired, message), now);
     }
 
-    pub fn fail(&mut self, p: Pending, err: Error, now: Instant) {
+    pub fn fail(&mut self, mut p: Pending, err: Error, now: Instant) {
         let buffering = now.saturating_duration_since(p.arrival);
         self.hooks.failed(&p, err.kind() == ErrorKind::Expired, now);
         self.shared
             .metrics
             .user_records_done(false, 1, buffering, buffering);
+        // A record the producer gave up on because it stopped stays in the
+        // spool for the next one; any other failure is final.
+        if let (Some(done), Some(seq)) = (&self.shared.spool_done, p.spool_seq)
+            && err.kind() != ErrorKind::ShutDown
+        {
+            done.complete([seq]);
+        }
         let room = self.release_one(&p);
         self.settle_record(p.epoch);
         self.ungate(&p);
-        let err = err.with_record(p.record).with_attempts(p.attempts);
+        let attempts = p.take_attempts();
+        let err = err.with_record(p.record).with_attempts(attempts);
         p.reply.send_with_room(Err(err), room);
         self.settle_epochs();
     }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::Shared;
 
@@ -60,6 +61,52 @@ impl Room {
     pub fn bytes(&self) -> usize {
         self.held.as_ref().map_or(0, |(_, b)| *b as usize)
     }
+}
+
+impl Shared {
+    /// Takes buffer room for one record of `size` bytes, if there is some.
+    pub(crate) fn try_reserve(&self, size: usize) -> bool {
+        let Ok(records) = self.record_permits.try_acquire() else {
+            return false;
+        };
+        match self.byte_permits.try_acquire_many(permits(size)) {
+            Ok(bytes) => {
+                records.forget();
+                bytes.forget();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits for buffer room for one record of `size` bytes. The pipeline
+    /// gives it back when the record is resolved. Fails once the producer
+    /// shuts down.
+    pub(crate) async fn reserve(&self, size: usize) -> Result<(), tokio::sync::AcquireError> {
+        let records = self.record_permits.acquire().await?;
+        let bytes = self.byte_permits.acquire_many(permits(size)).await?;
+        records.forget();
+        bytes.forget();
+        Ok(())
+    }
+
+    /// Gives the room of a record that did not enter the pipeline back.
+    pub(crate) fn give_back(&self, size: usize) {
+        self.record_permits.add_permits(1);
+        self.byte_permits.add_permits(size);
+    }
+
+    /// Counts a record that took its room as buffered.
+    pub(crate) fn buffered(&self, size: usize) {
+        self.outstanding.fetch_add(1, Relaxed);
+        self.buffered_bytes.fetch_add(size as u64, Relaxed);
+        self.metrics.received(1);
+    }
+}
+
+fn permits(size: usize) -> u32 {
+    // Records are at most 10 MiB, well inside u32.
+    u32::try_from(size).unwrap_or(u32::MAX)
 }
 
 impl Drop for Room {

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Producer;
+use super::spooled::spool_one;
 use crate::error::{Error, ErrorKind};
-use crate::pipeline::{Command, Pending, Reply};
+use crate::pipeline::{Command, Pending, Reply, send_command};
 use crate::record::UserRecord;
 
 impl Producer {
@@ -52,30 +52,22 @@ impl Producer {
     /// Stamps the record's clock once it has room: its buffering time and
     /// TTL start now.
     pub(super) fn arrived(&self, a: Admitted, size: usize) -> Pending {
-        let now = Instant::now();
-        let config = &self.inner.config;
-        let expiry = now + config.record_ttl;
-        let shared = &self.inner.shared;
-        shared.outstanding.fetch_add(1, Relaxed);
-        shared.buffered_bytes.fetch_add(size as u64, Relaxed);
-        shared.metrics.received(1);
-        Pending {
-            record: a.record,
-            stream: a.stream,
-            hash_key: a.hash_key,
-            arrival: now,
-            deadline: (now + config.record_max_buffered_time).min(expiry),
-            expiry,
-            last_attempt_end: now,
-            attempts: Vec::new(),
-            epoch: 0,
-            gated: None,
-            reply: a.reply,
-        }
+        self.inner.shared.buffered(size);
+        Pending::new(
+            a.record,
+            a.stream,
+            a.hash_key,
+            a.reply,
+            &self.inner.config,
+            Instant::now(),
+        )
     }
 
     pub(super) async fn submit(&self, record: UserRecord, reply: Reply) -> Result<(), Error> {
         let p = self.admit(record, reply)?;
+        if let Some(spool) = &self.inner.spool {
+            return spool_one(spool, p, Some(self.put_timeout())).await;
+        }
         let size = p.record.size();
         let reserved = self.reserve_within(size, self.put_timeout()).await;
         if let Err(e) = reserved {
@@ -87,6 +79,10 @@ impl Producer {
 
     pub(super) fn submit_now(&self, record: UserRecord, reply: Reply) -> Result<(), Error> {
         let p = self.admit(record, reply)?;
+        if let Some(spool) = &self.inner.spool {
+            // Waits for nothing but, with SpoolSync = always, the fsync.
+            return futures::executor::block_on(spool_one(spool, p, None));
+        }
         let size = p.record.size();
         if !self.try_reserve(size) {
             return Err(p.refuse(buffer_full()));
@@ -105,6 +101,12 @@ impl Producer {
             return Err(e.with_record(record));
         }
         let p = self.admit(record, reply)?;
+        if let Some(spool) = &self.inner.spool {
+            return self
+                .inner
+                .runtime
+                .block_on(spool_one(spool, p, Some(timeout)));
+        }
         let size = p.record.size();
         if !self.try_reserve(size) {
             let reserved = self
@@ -126,18 +128,7 @@ impl Producer {
     }
 
     pub(super) fn try_reserve(&self, size: usize) -> bool {
-        let shared = &self.inner.shared;
-        let Ok(records) = shared.record_permits.try_acquire() else {
-            return false;
-        };
-        match shared.byte_permits.try_acquire_many(permits(size)) {
-            Ok(bytes) => {
-                records.forget();
-                bytes.forget();
-                true
-            }
-            Err(_) => false,
-        }
+        self.inner.shared.try_reserve(size)
     }
 
     /// Waits for room, at most `timeout` (`None`: as long as it takes).
@@ -157,61 +148,33 @@ impl Producer {
     /// Waits for room for one record of `size` bytes. The permits are
     /// given back by the engine when the record is resolved.
     pub(super) async fn reserve(&self, size: usize) -> Result<(), Error> {
-        let shared = &self.inner.shared;
-        let records = shared
-            .record_permits
-            .acquire()
+        self.inner
+            .shared
+            .reserve(size)
             .await
-            .map_err(|_| shut_down())?;
-        let bytes = shared
-            .byte_permits
-            .acquire_many(permits(size))
-            .await
-            .map_err(|_| shut_down())?;
-        records.forget();
-        bytes.forget();
-        Ok(())
+            .map_err(|_| shut_down())
     }
 
     pub(super) fn send(&self, command: Command) {
-        if let Err(mpsc::error::SendError(command)) = self.inner.commands.send(command) {
-            // The engine is gone (shut down): resolve what we were sending.
-            let pending = match command {
-                Command::Put(p) => vec![p],
-                Command::PutMany(ps) => ps,
-                _ => Vec::new(),
-            };
-            let shared = &self.inner.shared;
-            for p in pending {
-                let size = p.record.size();
-                shared.outstanding.fetch_sub(1, Relaxed);
-                shared.buffered_bytes.fetch_sub(size as u64, Relaxed);
-                p.reply.send(Err(shut_down().with_record(p.record)));
-            }
-        }
+        send_command(&self.inner.commands, &self.inner.shared, command);
     }
 }
 
-/// A validated record waiting for buffer room.
-pub(super) struct Admitted {
-    pub(super) record: UserRecord,
-    stream: Arc<str>,
-    hash_key: crate::hash::HashKey,
-    reply: Reply,
+/// A validated record waiting for buffer room (or for the spool).
+pub(crate) struct Admitted {
+    pub(crate) record: UserRecord,
+    pub(crate) stream: Arc<str>,
+    pub(crate) hash_key: crate::hash::HashKey,
+    pub(crate) reply: Reply,
 }
 
 impl Admitted {
     /// Refuses the record after all (no room): `err` with the record; its
     /// reply is forgotten, since the caller reports the refusal.
-    pub(super) fn refuse(self, err: Error) -> Error {
+    pub(crate) fn refuse(self, err: Error) -> Error {
         self.reply.forget();
         err.with_record(self.record)
     }
-}
-
-fn permits(size: usize) -> u32 {
-    // Records are at most 10 MiB, well inside u32.
-    u32::try_from(size).unwrap_or(u32::MAX)
 }
 
 pub(super) fn shut_down() -> Error {

@@ -12,8 +12,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 mod admission;
+mod spooled;
 mod with_room;
 
+pub(crate) use admission::Admitted;
 use admission::{buffer_full, shut_down};
 
 use crate::config::Config;
@@ -22,6 +24,7 @@ use crate::kinesis::Kinesis;
 use crate::metrics::{self, Metrics, Recorder};
 use crate::pipeline::{Command, Engine, IndexedCallback, Reply, Shared};
 use crate::record::{PutResult, UserRecord};
+use crate::spool::{Handoff, Spool};
 use crate::transport::Transport;
 
 /// Records sent to the engine in one command by [`Producer::put_many`].
@@ -67,6 +70,18 @@ struct Inner {
     uploads: Mutex<Option<JoinHandle<()>>>,
     /// The outcome of the first `shutdown`; later calls wait for it.
     shutdown: tokio::sync::OnceCell<Result<(), String>>,
+    /// The durable spool, with `SpoolDirectory`.
+    spool: Option<Arc<Spool>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropped without shutdown: stop the spool's threads (they hold
+        // the pipeline's command channel open) and release the directory.
+        if let Some(spool) = &self.spool {
+            spool.close();
+        }
+    }
 }
 
 impl std::fmt::Debug for Producer {
@@ -134,31 +149,38 @@ impl Producer {
     /// Outside a tokio runtime.
     pub async fn new(config: Config) -> Result<Producer, Error> {
         let transport = Transport::connect(&config).await?;
-        Ok(Producer::start(config, Arc::new(transport)))
+        Producer::start(config, Arc::new(transport))
     }
 
     /// Creates a producer over a Kinesis client the application built
     /// (its own retry settings should be off; the producer retries).
+    /// Fails only if the spool (`SpoolDirectory`) cannot be opened.
     ///
     /// # Panics
     /// Outside a tokio runtime.
-    pub fn with_client(config: Config, client: aws_sdk_kinesis::Client) -> Producer {
+    pub fn with_client(config: Config, client: aws_sdk_kinesis::Client) -> Result<Producer, Error> {
         Producer::with_kinesis(config, Arc::new(Transport::from_client(client)))
     }
 
     /// Creates a producer over any [`Kinesis`] implementation: a client
     /// with a transport of its own, or an in-process model of the service
     /// (the simulation tests run the producer on one, in simulated time).
+    /// Fails only if the spool (`SpoolDirectory`) cannot be opened.
     ///
     /// # Panics
     /// Outside a tokio runtime.
-    pub fn with_kinesis(config: Config, kinesis: Arc<dyn Kinesis>) -> Producer {
+    pub fn with_kinesis(config: Config, kinesis: Arc<dyn Kinesis>) -> Result<Producer, Error> {
         Producer::start(config, kinesis)
     }
 
-    fn start(config: Config, transport: Arc<dyn Kinesis>) -> Producer {
+    fn start(config: Config, transport: Arc<dyn Kinesis>) -> Result<Producer, Error> {
         let config = Arc::new(config);
+        let spool = match config.spool_directory {
+            Some(_) => Some(Spool::open(&config)?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            spool_done: spool.as_ref().map(|s| s.done.clone()),
             metrics: Recorder::default(),
             outstanding: AtomicU64::new(0),
             buffered_bytes: AtomicU64::new(0),
@@ -172,7 +194,15 @@ impl Producer {
         let uploads = windows.map(|w| metrics::spawn_upload(config.clone(), w, shared.clone()));
         let engine = Engine::new(config.clone(), transport, shared.clone(), rx, hooks);
         let handle = tokio::spawn(engine.run());
-        Producer {
+        if let Some(spool) = &spool {
+            spool.start(Handoff {
+                config: config.clone(),
+                shared: shared.clone(),
+                commands: commands.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            })?;
+        }
+        Ok(Producer {
             inner: Arc::new(Inner {
                 default_stream: config.stream.as_deref().map(Arc::from),
                 config,
@@ -183,8 +213,9 @@ impl Producer {
                 engine: Mutex::new(Some(handle)),
                 uploads: Mutex::new(uploads),
                 shutdown: tokio::sync::OnceCell::new(),
+                spool,
             }),
-        }
+        })
     }
 
     /// The configuration in use.
@@ -373,6 +404,11 @@ impl Producer {
         mut reply_for: impl FnMut(usize) -> Reply,
         mut refused_to: impl FnMut(usize, Error),
     ) {
+        if let Some(spool) = self.inner.spool.clone() {
+            return self
+                .spool_many(&spool, records, wait, reply_for, refused_to)
+                .await;
+        }
         let mut refused = Vec::new();
         let mut full = false;
         let mut chunk = Vec::with_capacity(PUT_MANY_CHUNK);
@@ -420,6 +456,10 @@ impl Producer {
     /// `RecordMaxBufferedTime`, and returns once every record put before
     /// the call has its result (delivered, failed or expired).
     pub async fn flush(&self) -> Result<(), Error> {
+        if let Some(spool) = &self.inner.spool {
+            // Records still on disk only are fed in first.
+            spool.fed_through_now().await;
+        }
         let (tx, rx) = oneshot::channel();
         if self.inner.commands.send(Command::Flush(tx)).is_err() {
             return Err(shut_down());
@@ -458,9 +498,16 @@ impl Producer {
     /// The first `shutdown`'s work; a later call waits for it to end.
     async fn shut_down(&self, timeout: Duration) -> Result<(), String> {
         self.inner.closed.store(true, Relaxed);
-        // Wake puts waiting for room: they fail with ShutDown.
-        self.inner.shared.record_permits.close();
-        self.inner.shared.byte_permits.close();
+        match &self.inner.spool {
+            // Puts wait for disk space, not buffer room: the feeder still
+            // needs the room to move the backlog in while this flushes.
+            Some(spool) => spool.stop_accepting(),
+            None => {
+                // Wake puts waiting for room: they fail with ShutDown.
+                self.inner.shared.record_permits.close();
+                self.inner.shared.byte_permits.close();
+            }
+        }
         let flushed = tokio::time::timeout(timeout, self.flush()).await;
         let left = self.outstanding();
         let _ = self.inner.commands.send(Command::Abort);
@@ -478,6 +525,9 @@ impl Producer {
             if tokio::time::timeout(grace, uploads).await.is_err() {
                 tracing::warn!("the last metrics window was not uploaded within RequestTimeout");
             }
+        }
+        if let Some(spool) = self.inner.spool.clone() {
+            let _ = tokio::task::spawn_blocking(move || spool.close()).await;
         }
         match flushed {
             Ok(Ok(())) => Ok(()),
@@ -507,9 +557,13 @@ impl Producer {
     /// A snapshot of the metrics.
     pub fn metrics(&self) -> Metrics {
         let shared = &self.inner.shared;
-        shared
+        let mut metrics = shared
             .metrics
-            .snapshot(self.outstanding(), shared.buffered_bytes.load(Relaxed))
+            .snapshot(self.outstanding(), shared.buffered_bytes.load(Relaxed));
+        if let Some(spool) = &self.inner.spool {
+            metrics.add_spool(spool.figures());
+        }
+        metrics
     }
 }
 

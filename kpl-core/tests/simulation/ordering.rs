@@ -88,7 +88,7 @@ async fn play(load: Load) -> Outcome {
         .build()
         .expect("valid settings");
     let client = ModelClient::new(model.clone(), config.request_timeout, Outages::default());
-    let producer = Producer::with_kinesis(config, client);
+    let producer = Producer::with_kinesis(config, client).expect("no spool to open");
     let total = (load.rate * load.seconds) as usize;
     let results: Arc<Mutex<Vec<Vec<bool>>>> = Arc::new(Mutex::new(vec![Vec::new(); total]));
     let per_tick = (load.rate / 100) as usize;

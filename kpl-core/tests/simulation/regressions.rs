@@ -23,7 +23,10 @@ fn model(streams: &[(&str, u32)], limits: Limits, faults: Faults) -> Model {
 fn start(model: &Model, config: ConfigBuilder) -> (Producer, Arc<ModelClient>) {
     let config = config.random_seed(7).build().expect("valid config");
     let client = ModelClient::new(model.clone(), config.request_timeout, Outages::default());
-    (Producer::with_kinesis(config, client.clone()), client)
+    (
+        Producer::with_kinesis(config, client.clone()).expect("no spool to open"),
+        client,
+    )
 }
 
 fn base() -> ConfigBuilder {

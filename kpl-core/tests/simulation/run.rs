@@ -88,7 +88,7 @@ async fn run_paused(plan: &Plan) -> Report {
         credentials: windows(&plan.credential_outages),
     };
     let client = ModelClient::new(model.clone(), plan.request_timeout, outages);
-    let producer = Producer::with_kinesis(config(plan), client.clone());
+    let producer = Producer::with_kinesis(config(plan), client.clone()).expect("no spool to open");
     let ledger = Arc::new(Ledger {
         records: Mutex::new(Vec::new()),
         shut_down: AtomicBool::new(false),

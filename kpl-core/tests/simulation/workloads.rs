@@ -49,7 +49,7 @@ async fn one_percent_of_records_2_to_8_mib_at_a_shards_rate_are_all_delivered() 
         .build()
         .expect("valid config");
     let client = ModelClient::new(model.clone(), config.request_timeout, Outages::default());
-    let producer = kpl_core::Producer::with_kinesis(config, client);
+    let producer = kpl_core::Producer::with_kinesis(config, client).expect("no spool to open");
 
     let rate = 0.95 * MIB as f64;
     let mut sent: HashMap<u64, (Bytes, PutHandle)> = HashMap::new();

@@ -14,6 +14,9 @@ and reports a result for every record.
 from ._deagg import UserRecord, deaggregate
 from ._errors import (
     BufferFullError,
+    DroppedError,
+    SpoolError,
+    SpoolFullError,
     ConfigError,
     CorruptRecordError,
     ExpiredError,
@@ -33,6 +36,9 @@ __all__ = [
     "AsyncProducer",
     "Attempt",
     "BufferFullError",
+    "DroppedError",
+    "SpoolError",
+    "SpoolFullError",
     "ConfigError",
     "CorruptRecordError",
     "Data",

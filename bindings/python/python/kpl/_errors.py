@@ -124,6 +124,24 @@ class UnexpectedError(KplError):
     kind = "Unexpected"
 
 
+class SpoolFullError(KplError):
+    """The spool holds SpoolMaxBytes and SpoolFullPolicy refused the record; put it again later."""
+
+    kind = "SpoolFull"
+
+
+class DroppedError(KplError):
+    """The record was removed from a full spool (SpoolFullPolicy = drop_oldest) and not delivered."""
+
+    kind = "Dropped"
+
+
+class SpoolError(KplError):
+    """The spool cannot be used: its directory is in use by another producer, unreadable, or an fsync failed."""
+
+    kind = "Spool"
+
+
 # The one mapping from kpl-core's ErrorKind (ErrorKind::as_str) to classes.
 _BY_KIND: Dict[str, Type[KplError]] = {
     "InvalidConfig": ConfigError,
@@ -138,6 +156,9 @@ _BY_KIND: Dict[str, Type[KplError]] = {
     "Corrupt": CorruptRecordError,
     "OutsideShardRange": CorruptRecordError,
     "Unexpected": UnexpectedError,
+    "SpoolFull": SpoolFullError,
+    "Dropped": DroppedError,
+    "Spool": SpoolError,
 }
 
 

@@ -3,8 +3,6 @@
 //! against the simulator in this process, with the service's per-shard
 //! limits on, and verifies that every record arrived.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -12,12 +10,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
-use kpl_core::{Config, Error, Producer, PutResult, UserRecord};
+use kpl_core::{Config, Producer, UserRecord};
 use kpl_sim::{Retention, Sim, SimConfig};
 use parking_lot::Mutex;
-use serde::Serialize;
 
 use crate::producer_args::ProducerArgs;
+
+mod check;
+mod report;
+
+use check::check_stream;
+use report::{Report, Results, per_shard_rates, print_report};
 
 /// `RateLimit` under `--unlimited`: 10,000x the shard limits.
 const UNLIMITED_RATE_PERCENT: u64 = 1_000_000;
@@ -70,111 +73,6 @@ pub struct PerfArgs {
     buffer_only: bool,
     #[command(flatten)]
     pub(crate) producer: ProducerArgs,
-}
-
-/// Where each record's result said it went, interned to stay small for
-/// millions of records.
-#[derive(Default)]
-struct Results {
-    positions: Vec<Option<(u32, u32, u32)>>,
-    shard_ids: Interner,
-    sequence_numbers: Interner,
-    latency_us: Option<Histogram<u64>>,
-    failures: HashMap<String, u64>,
-    first_failure: Option<String>,
-}
-
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
-    names: Vec<Arc<str>>,
-    /// The last name looked up: the records of one aggregate come one
-    /// after the other with the same shard id and sequence number.
-    last: Option<(Arc<str>, u32)>,
-}
-
-impl Interner {
-    fn id(&mut self, name: &str) -> u32 {
-        if let Some((last, id)) = &self.last
-            && **last == *name
-        {
-            return *id;
-        }
-        let id = self.lookup(name);
-        self.last = Some((self.names[id as usize].clone(), id));
-        id
-    }
-
-    fn lookup(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        let name: Arc<str> = name.into();
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
-        id
-    }
-
-    fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-}
-
-impl Results {
-    fn record(&mut self, index: usize, latency: Duration, result: Result<PutResult, Error>) {
-        if let Some(h) = &mut self.latency_us {
-            h.saturating_record(latency.as_micros() as u64);
-        }
-        match result {
-            Ok(r) => {
-                let shard = self.shard_ids.id(r.shard_id());
-                let seq = self.sequence_numbers.id(r.sequence_number());
-                self.positions[index] = Some((shard, seq, r.sub_sequence_number() as u32));
-            }
-            Err(e) => {
-                let key = e.code().unwrap_or(e.kind().as_str()).to_owned();
-                *self.failures.entry(key).or_default() += 1;
-                if self.first_failure.is_none() {
-                    self.first_failure = Some(e.to_string());
-                }
-            }
-        }
-    }
-}
-
-/// The figures `kpl perf` prints.
-#[derive(Serialize, Debug)]
-struct Report {
-    records: u64,
-    record_size: usize,
-    partition_keys: u64,
-    shards: u32,
-    aggregation: bool,
-    seconds: f64,
-    records_per_sec: f64,
-    mb_per_sec: f64,
-    kinesis_records: u64,
-    user_records_per_kinesis_record: f64,
-    put_records_calls: u64,
-    latency_ms_p50: f64,
-    latency_ms_p99: f64,
-    latency_ms_max: f64,
-    retries: u64,
-    throttled: u64,
-    failed: u64,
-    peak_buffered_bytes: u64,
-    cpu_seconds: f64,
-    /// Delivered user records/s per shard, over the whole run.
-    per_shard_records_per_sec: std::collections::BTreeMap<String, f64>,
-    verified: Option<bool>,
-    /// Records read back whose first occurrence comes after that of a
-    /// record of their key put later (`StrictOrdering` makes it 0).
-    out_of_order: Option<u64>,
-    /// MetricsLevel and MetricsGranularity of the run.
-    metrics: String,
-    /// CloudWatch datums uploaded during the run.
-    metrics_datums_uploaded: u64,
 }
 
 /// Record `index`'s payload: run id and index in hex, then a filler letter.
@@ -408,6 +306,15 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         out_of_order,
         metrics: metrics_setting,
         metrics_datums_uploaded: metrics.metrics_datums_uploaded,
+        spool: config_for_read
+            .spool_directory
+            .as_ref()
+            .map(|_| config_for_read.spool_sync.to_string()),
+        spool_bytes_per_user_byte: config_for_read.spool_directory.as_ref().map(|_| {
+            let key = partition_key(0, args.partition_keys).len();
+            metrics.spool_bytes_written as f64
+                / (args.records as f64 * (args.record_size + key) as f64)
+        }),
     };
     print_report(&report, &results, args.json);
     if let Some(sim) = sim {
@@ -463,170 +370,6 @@ fn spawn_progress(
             }
         }
     })
-}
-
-/// Reads the stream back: every record of this run present once with its
-/// content, at the shard, sequence number and sub-sequence number its
-/// result named, and no aggregate outside its shard (the reader checks
-/// that with the KCL's rule). Also counts the records out of put order.
-async fn check_stream(
-    client: &aws_sdk_kinesis::Client,
-    args: &PerfArgs,
-    run_id: u32,
-    results: &Results,
-) -> Result<(bool, u64), String> {
-    let read = kpl_readback::read_stream(client, &args.stream).await?;
-    let prefix = format!("{run_id:08x}");
-    let index_of = |r: &kpl_readback::ReadRecord| {
-        std::str::from_utf8(&r.data[..r.data.len().min(PAYLOAD_HEADER)])
-            .ok()
-            .filter(|h| h.starts_with(&prefix))
-            .and_then(|h| u64::from_str_radix(&h[8..], 16).ok())
-    };
-    let mut seen = vec![0u8; args.records as usize];
-    let mut problems = Vec::new();
-    for r in &read {
-        let Some(index) = index_of(r) else {
-            continue; // another run's record
-        };
-        let i = index as usize;
-        if i >= seen.len() {
-            problems.push(format!("record index {index} is out of range"));
-            continue;
-        }
-        seen[i] = seen[i].saturating_add(1);
-        if r.data != payload(run_id, index, args.record_size)
-            || r.partition_key != partition_key(index, args.partition_keys)
-        {
-            problems.push(format!("record {index} came back altered"));
-        }
-        if let Some((shard, seq, sub)) = results.positions[i] {
-            let here = (
-                results.shard_ids.get(&r.shard_id),
-                results.sequence_numbers.get(&r.sequence_number),
-                r.sub_sequence_number as u32,
-            );
-            if seen[i] == 1 && here != (Some(shard), Some(seq), sub) {
-                problems.push(format!("record {index} is not where its result says"));
-            }
-        }
-    }
-    let delivered = results.positions.iter().filter(|p| p.is_some()).count();
-    let missing = seen
-        .iter()
-        .zip(&results.positions)
-        .filter(|(n, p)| **n == 0 && p.is_some())
-        .count();
-    let duplicated = seen.iter().filter(|&&n| n > 1).count();
-    let ok = missing == 0 && problems.is_empty();
-    if !args.json {
-        eprintln!(
-            "verify: {} of {} acknowledged records found, {} missing, {} written more than once (at-least-once retries), {} other problems: {}",
-            delivered - missing,
-            delivered,
-            missing,
-            duplicated,
-            problems.len(),
-            if ok { "OK" } else { "FAILED" }
-        );
-        for p in problems.iter().take(10) {
-            eprintln!("  {p}");
-        }
-    }
-    Ok((ok, kpl_readback::out_of_order(&read, index_of)))
-}
-
-fn per_shard_rates(
-    results: &Results,
-    elapsed: Duration,
-) -> std::collections::BTreeMap<String, f64> {
-    let mut counts = vec![0u64; results.shard_ids.names.len()];
-    for (shard, _, _) in results.positions.iter().flatten() {
-        counts[*shard as usize] += 1;
-    }
-    results
-        .shard_ids
-        .names
-        .iter()
-        .zip(counts)
-        .map(|(name, n)| (name.to_string(), n as f64 / elapsed.as_secs_f64()))
-        .collect()
-}
-
-fn print_report(report: &Report, results: &Results, json: bool) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string(report).expect("report serializes")
-        );
-        return;
-    }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "\n{} records in {:.2} s: {:.0} records/s, {:.2} MB/s (aggregation {})",
-        report.records,
-        report.seconds,
-        report.records_per_sec,
-        report.mb_per_sec,
-        if report.aggregation { "on" } else { "off" }
-    );
-    let _ = writeln!(
-        out,
-        "{} Kinesis records ({:.1} user records each) in {} PutRecords calls",
-        report.kinesis_records, report.user_records_per_kinesis_record, report.put_records_calls
-    );
-    let _ = writeln!(
-        out,
-        "put-to-result latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        report.latency_ms_p50, report.latency_ms_p99, report.latency_ms_max
-    );
-    let _ = writeln!(
-        out,
-        "retries {}, throttled attempts {} ({:.3} per record), failed records {}, peak buffered {:.1} MB, CPU {:.2} s ({:.2} s per million records)",
-        report.retries,
-        report.throttled,
-        report.throttled as f64 / report.records as f64,
-        report.failed,
-        report.peak_buffered_bytes as f64 / 1e6,
-        report.cpu_seconds,
-        report.cpu_seconds / (report.records as f64 / 1e6)
-    );
-    let _ = writeln!(
-        out,
-        "metrics {}: {} CloudWatch datums uploaded during the run",
-        report.metrics, report.metrics_datums_uploaded
-    );
-    let per_shard: Vec<String> = report
-        .per_shard_records_per_sec
-        .iter()
-        .map(|(shard, rate)| format!("{shard} {rate:.0}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "delivered records/s per shard: {}",
-        per_shard.join(", ")
-    );
-    for (code, n) in &results.failures {
-        let _ = writeln!(out, "  failed with {code}: {n}");
-    }
-    if let Some(first) = &results.first_failure {
-        let _ = writeln!(out, "  first failure: {first}");
-    }
-    match report.verified {
-        Some(true) => {
-            let _ = writeln!(
-                out,
-                "verified: every acknowledged record is in the stream, intact, where its result says; \
-                 {} out of put order for their key",
-                report.out_of_order.unwrap_or(0)
-            );
-        }
-        Some(false) => {
-            let _ = writeln!(out, "verification FAILED");
-        }
-        None => {}
-    }
 }
 
 /// CPU time (user + system) of this process so far.
