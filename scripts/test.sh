@@ -191,14 +191,15 @@ setup_c_tools() {
 
 step_c() {
     # The C ABI (kpl-ffi): header up to date, C tests against `kpl sim`
-    # plain and under AddressSanitizer (LeakSanitizer on), CMake examples.
+    # plain and under AddressSanitizer (LeakSanitizer on), the conformance
+    # cases (tests/conformance), CMake examples.
     setup_c_tools
     # The workspace build holds libkpl_ffi and `kpl` already (a no-op after
     # the build step; building `-p kpl-ffi` alone would recompile shared
     # crates with other features). kpl-ffi's Rust tests, the header check
     # among them, run in the rust step.
     step_build
-    make -C tests/c TARGET_DIR="$TARGET_DIR" PROFILE=debug KPL_BIN="$KPL_BIN" test asan
+    make -C tests/c TARGET_DIR="$TARGET_DIR" PROFILE=debug KPL_BIN="$KPL_BIN" test asan conformance
     cmake -S examples/c -B "$TARGET_DIR/kpl-c-examples-debug" -DKPL_LIB_DIR="$TARGET_DIR/debug" >/dev/null
     cmake --build "$TARGET_DIR/kpl-c-examples-debug"
 }

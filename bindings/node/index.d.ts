@@ -65,7 +65,7 @@ export interface ProducerOptions {
 }
 
 export type ErrorCode =
-  | 'InvalidRecord' | 'InvalidConfig' | 'BufferFull' | 'Throttled' | 'Expired' | 'Service'
+  | 'InvalidRecord' | 'InvalidConfig' | 'UnknownSetting' | 'BufferFull' | 'Throttled' | 'Expired' | 'Service'
   | 'Transport' | 'ShutDown' | 'Corrupt' | 'OutsideShardRange' | 'Unexpected' | 'PutMany';
 
 export class KplError extends Error {
@@ -81,7 +81,15 @@ export class KplError extends Error {
   readonly attempts: Attempt[];
 }
 export class ValidationError extends KplError {}
-export class ConfigError extends KplError {}
+export class ConfigError extends KplError {
+  /** The setting the error is about, when one alone was wrong. */
+  readonly setting?: string;
+}
+/** A setting name that is not one of the KPL's. */
+export class UnknownSettingError extends ConfigError {
+  /** The closest known names, best first (may be empty). */
+  readonly suggestions: string[];
+}
 export class BufferFullError extends KplError {}
 export class ThrottledError extends KplError {}
 export class ExpiredError extends KplError {}
@@ -183,4 +191,11 @@ export interface DeaggregatedRecord extends DeaggregatedJs {
 }
 
 /** The user records in one Kinesis record, by the KCL's rules. */
+/**
+ * Checks producer options as `Producer.create` would, without creating one:
+ * the configuration they make, every setting by its KPL name as text.
+ * Throws ConfigError (UnknownSettingError for a name that is no setting).
+ */
+export function checkConfig(options: ProducerOptions, propertiesPath?: string): Record<string, string>;
+
 export function deaggregate(record: SdkRecord | LambdaRecord | PlainRecord): DeaggregatedRecord[];

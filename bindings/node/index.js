@@ -6,11 +6,12 @@
 
 const native = require('./native.cjs');
 const {
-  KplError, ValidationError, ConfigError, BufferFullError, ThrottledError, ExpiredError,
+  KplError, ValidationError, ConfigError, UnknownSettingError, BufferFullError, ThrottledError, ExpiredError,
   ServiceError, TransportError, ShutDownError, CorruptRecordError, OutsideShardRangeError,
   UnexpectedError, SpoolFullError, DroppedError, SpoolError, PutManyError, toError, isErrInfo,
 } = require('./lib/errors');
 const { toBytes } = require('./lib/records');
+const { toSettings } = require('./lib/settings');
 const { Producer } = require('./lib/producer');
 
 /**
@@ -39,12 +40,25 @@ function deaggregate(record) {
   return out;
 }
 
+/**
+ * Checks producer options as `Producer.create` would, without creating one:
+ * the configuration they make, every setting by its KPL name as text.
+ * Throws ConfigError (UnknownSettingError for a name that is no setting).
+ */
+function checkConfig(options, propertiesPath) {
+  const out = native.checkConfig(toSettings(options), propertiesPath);
+  if (isErrInfo(out)) throw toError(out);
+  return out;
+}
+
 module.exports = {
   Producer,
+  checkConfig,
   deaggregate,
   KplError,
   ValidationError,
   ConfigError,
+  UnknownSettingError,
   BufferFullError,
   ThrottledError,
   ExpiredError,

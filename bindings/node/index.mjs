@@ -6,10 +6,12 @@ const kpl = require('./index.js');
 
 export const {
   Producer,
+  checkConfig,
   deaggregate,
   KplError,
   ValidationError,
   ConfigError,
+  UnknownSettingError,
   BufferFullError,
   ThrottledError,
   ExpiredError,

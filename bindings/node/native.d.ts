@@ -66,8 +66,11 @@ export interface AttemptJs {
   errorMessage?: string
 }
 
-/** Checks settings without creating a producer; `null` when they are valid. */
-export declare function checkConfig(settings: Array<Array<string>>, propertiesPath?: string | undefined | null): ErrInfo | null
+/**
+ * Checks settings without creating a producer: the configuration they
+ * make (KPL names and text values), or an `ErrInfo`.
+ */
+export declare function checkConfig(settings: Array<Array<string>>, propertiesPath?: string | undefined | null): Record<string, string> | ErrInfo
 
 /**
  * Creates a producer. Resolves to the producer or to an `ErrInfo`.
@@ -105,6 +108,10 @@ export interface Delivery {
  */
 export interface ErrInfo {
   kind: string
+  /** The setting an `InvalidConfig` or `UnknownSetting` error is about. */
+  setting?: string
+  /** For `UnknownSetting`: the closest known names, best first. */
+  suggestions: Array<string>
   serviceCode?: string
   message: string
   retryable: boolean

@@ -14,8 +14,14 @@ pub enum ErrorKind {
     /// The record breaks a Kinesis or configuration limit (key length, size,
     /// explicit hash key). Fix the record; retrying it unchanged fails again.
     InvalidRecord,
-    /// A configuration value is unknown, malformed or out of range.
+    /// A configuration value is malformed or out of range;
+    /// [`Error::setting`] names the setting.
     InvalidConfig,
+    /// A setting name is not one of the KPL's (nor one kpl-rs adds):
+    /// [`Error::setting`] holds the name given and
+    /// [`Error::suggestions`] the closest known names. Retrying never
+    /// helps; fix the name.
+    UnknownSetting,
     /// The producer's buffer is full; the record was not accepted. Retry
     /// later or use the waiting `put`.
     BufferFull,
@@ -63,6 +69,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRecord => "InvalidRecord",
             ErrorKind::InvalidConfig => "InvalidConfig",
+            ErrorKind::UnknownSetting => "UnknownSetting",
             ErrorKind::BufferFull => "BufferFull",
             ErrorKind::Throttled => "Throttled",
             ErrorKind::Expired => "Expired",
@@ -109,6 +116,8 @@ struct Inner {
     code: Option<String>,
     record: Option<UserRecord>,
     attempts: Vec<Attempt>,
+    setting: Option<String>,
+    suggestions: Vec<&'static str>,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
@@ -122,6 +131,8 @@ impl Error {
                 code: None,
                 record: None,
                 attempts: Vec::new(),
+                setting: None,
+                suggestions: Vec::new(),
                 source: None,
             }),
         }
@@ -151,6 +162,36 @@ impl Error {
         self
     }
 
+    /// An [`ErrorKind::UnknownSetting`] error for `name`, with the known
+    /// names closest to it (best first).
+    ///
+    /// ```
+    /// let err = kpl_core::Config::builder().set("RecordMaxBufferTime", "50").unwrap_err();
+    /// assert_eq!(err.kind(), kpl_core::ErrorKind::UnknownSetting);
+    /// assert_eq!(err.setting(), Some("RecordMaxBufferTime"));
+    /// assert_eq!(err.suggestions(), ["RecordMaxBufferedTime"]);
+    /// ```
+    pub fn unknown_setting(name: &str, suggestions: Vec<&'static str>) -> Error {
+        let hint = match suggestions.as_slice() {
+            [] => "settings use the KPL's names, e.g. RecordMaxBufferedTime".to_owned(),
+            [one] => format!("did you mean {one}?"),
+            many => format!("did you mean one of {}?", many.join(", ")),
+        };
+        let mut e = Error::new(
+            ErrorKind::UnknownSetting,
+            format!("unknown setting {name:?}; {hint}"),
+        )
+        .with_setting(name);
+        e.inner.suggestions = suggestions;
+        e
+    }
+
+    /// Names the setting the error is about.
+    pub fn with_setting(mut self, name: impl Into<String>) -> Error {
+        self.inner.setting = Some(name.into());
+        self
+    }
+
     /// Attaches the lower-level cause.
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Error {
         self.inner.source = Some(Box::new(source));
@@ -170,6 +211,20 @@ impl Error {
     /// The message, without the kind or the code.
     pub fn message(&self) -> &str {
         &self.inner.message
+    }
+
+    /// The setting this error is about, as it was named: for
+    /// [`ErrorKind::UnknownSetting`] the unknown name, for
+    /// [`ErrorKind::InvalidConfig`] the KPL name of the setting whose value
+    /// was refused (when one setting alone was wrong).
+    pub fn setting(&self) -> Option<&str> {
+        self.inner.setting.as_deref()
+    }
+
+    /// For [`ErrorKind::UnknownSetting`], the known setting names closest
+    /// to the one given, best first (empty when none is close).
+    pub fn suggestions(&self) -> &[&'static str] {
+        &self.inner.suggestions
     }
 
     /// The record this error is about, if any.
@@ -224,6 +279,12 @@ impl fmt::Debug for Error {
         }
         if let Some(record) = &self.inner.record {
             d.field("record", record);
+        }
+        if let Some(setting) = &self.inner.setting {
+            d.field("setting", setting);
+        }
+        if !self.inner.suggestions.is_empty() {
+            d.field("suggestions", &self.inner.suggestions);
         }
         if !self.inner.attempts.is_empty() {
             d.field("attempts", &self.inner.attempts.len());

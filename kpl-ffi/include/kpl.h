@@ -45,7 +45,7 @@ typedef enum kpl_error {
    */
   KPL_ERR_INVALID_ARGUMENT = 1,
   /**
-   * A setting name is unknown or its value is malformed or out of range.
+   * A setting's value is malformed or out of range.
    */
   KPL_ERR_INVALID_CONFIG = 2,
   /**
@@ -114,6 +114,10 @@ typedef enum kpl_error {
    * or an fsync failed.
    */
   KPL_ERR_SPOOL = 17,
+  /**
+   * An unknown setting name; the message suggests the closest known ones.
+   */
+  KPL_ERR_UNKNOWN_SETTING = 18,
 } kpl_error;
 
 /**
@@ -262,6 +266,10 @@ typedef struct kpl_result {
    * Length of `data` in bytes.
    */
   size_t data_len;
+  /**
+   * On failure, the record's stream (its own or `StreamName`); NULL on success.
+   */
+  const char *stream;
 } kpl_result;
 
 /**
@@ -316,15 +324,26 @@ void kpl_config_free(struct kpl_config *config);
  * value as text (`"50"`, `"true"`). Names are also accepted in snake_case
  * and camelCase.
  *
- * Returns `KPL_ERR_INVALID_CONFIG` for an unknown name or a bad value
- * (the configuration is then unchanged), `KPL_ERR_INVALID_ARGUMENT` for
- * NULL or non-UTF-8 arguments.
+ * Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name, `KPL_ERR_INVALID_CONFIG`
+ * for a bad value (the configuration is then unchanged),
+ * `KPL_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8 arguments.
  *
  * # Safety
  * `config` is NULL or a live config; `name` and `value` are NULL or
  * NUL-terminated strings.
  */
 enum kpl_error kpl_config_set(struct kpl_config *config, const char *name, const char *value);
+
+/**
+ * Reads a setting back by its KPL name (any case style) as text into `*out`
+ * (free it with `kpl_string_free`; a password redacted; NULL for credentials
+ * and settings without effect); `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
+ *
+ * # Safety
+ * `config` is NULL or a live config; `name` is NULL or a NUL-terminated
+ * string; `out` is NULL or writable.
+ */
+enum kpl_error kpl_config_get(const struct kpl_config *config, const char *name, char **out);
 
 /**
  * Applies a KPL properties file (`Name = value` lines; `#` comments) on

@@ -42,9 +42,9 @@ pub unsafe extern "C" fn kpl_config_free(config: *mut kpl_config) {
 /// value as text (`"50"`, `"true"`). Names are also accepted in snake_case
 /// and camelCase.
 ///
-/// Returns `KPL_ERR_INVALID_CONFIG` for an unknown name or a bad value
-/// (the configuration is then unchanged), `KPL_ERR_INVALID_ARGUMENT` for
-/// NULL or non-UTF-8 arguments.
+/// Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name, `KPL_ERR_INVALID_CONFIG`
+/// for a bad value (the configuration is then unchanged),
+/// `KPL_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8 arguments.
 ///
 /// # Safety
 /// `config` is NULL or a live config; `name` and `value` are NULL or
@@ -68,6 +68,36 @@ pub unsafe extern "C" fn kpl_config_set(
                 .apply(name, value)
                 .map_err(|e| fail_with(&e))?;
             Ok(())
+        })())
+    })
+}
+
+/// Reads a setting back by its KPL name (any case style) as text into `*out`
+/// (free it with `kpl_string_free`; a password redacted; NULL for credentials
+/// and settings without effect); `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
+///
+/// # Safety
+/// `config` is NULL or a live config; `name` is NULL or a NUL-terminated
+/// string; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kpl_config_get(
+    config: *const kpl_config,
+    name: *const c_char,
+    out: *mut *mut c_char,
+) -> kpl_error {
+    guard(|| {
+        code((|| {
+            // SAFETY: `out` is NULL or writable per the contract.
+            unsafe { error::clear_out(out)? };
+            // SAFETY: per the contract.
+            let config = unsafe { config_ref(config)? };
+            // SAFETY: per the contract.
+            let name = unsafe { utf8(name, "name")? };
+            match config.builder.get(name).map_err(|e| fail_with(&e))? {
+                // SAFETY: checked above.
+                Some(value) => unsafe { error::give_string(out, value) },
+                None => Ok(()),
+            }
         })())
     })
 }
@@ -105,6 +135,16 @@ pub unsafe extern "C" fn kpl_config_load_properties(
             Ok(())
         })())
     })
+}
+
+/// # Safety
+/// `config` is NULL or a live config.
+pub(crate) unsafe fn config_ref<'a>(
+    config: *const kpl_config,
+) -> Result<&'a kpl_config, kpl_error> {
+    // SAFETY: per the contract.
+    unsafe { config.as_ref() }
+        .ok_or_else(|| error::fail(kpl_error::KPL_ERR_INVALID_ARGUMENT, "config is NULL"))
 }
 
 /// # Safety

@@ -18,7 +18,7 @@ pub enum kpl_error {
     /// A NULL handle or pointer, a string that is not UTF-8, or a call
     /// from a thread where it is not allowed.
     KPL_ERR_INVALID_ARGUMENT = 1,
-    /// A setting name is unknown or its value is malformed or out of range.
+    /// A setting's value is malformed or out of range.
     KPL_ERR_INVALID_CONFIG = 2,
     /// The record breaks a Kinesis limit (empty or too long partition key,
     /// too large, bad explicit hash key, no stream).
@@ -56,6 +56,8 @@ pub enum kpl_error {
     /// The spool cannot be used: in use by another producer, unreadable,
     /// or an fsync failed.
     KPL_ERR_SPOOL = 17,
+    /// An unknown setting name; the message suggests the closest known ones.
+    KPL_ERR_UNKNOWN_SETTING = 18,
 }
 
 /// The one mapping from kpl-core's error kinds to C codes.
@@ -63,6 +65,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> kpl_error {
     match kind {
         ErrorKind::InvalidRecord => kpl_error::KPL_ERR_INVALID_RECORD,
         ErrorKind::InvalidConfig => kpl_error::KPL_ERR_INVALID_CONFIG,
+        ErrorKind::UnknownSetting => kpl_error::KPL_ERR_UNKNOWN_SETTING,
         ErrorKind::BufferFull => kpl_error::KPL_ERR_BUFFER_FULL,
         ErrorKind::Throttled => kpl_error::KPL_ERR_THROTTLED,
         ErrorKind::Expired => kpl_error::KPL_ERR_EXPIRED,
@@ -109,6 +112,18 @@ pub(crate) unsafe fn clear_out<T>(out: *mut *mut T) -> Result<(), kpl_error> {
     }
     // SAFETY: non-NULL and writable per the contract.
     unsafe { *out = std::ptr::null_mut() };
+    Ok(())
+}
+
+/// Hands `s` to the caller through a cleared out-parameter, as a string
+/// it frees with `kpl_string_free`.
+///
+/// # Safety
+/// `out` is writable (checked by [`clear_out`] before).
+pub(crate) unsafe fn give_string(out: *mut *mut c_char, s: String) -> Result<(), kpl_error> {
+    let s = CString::new(s).map_err(|e| fail(kpl_error::KPL_ERR_INTERNAL, e.to_string()))?;
+    // SAFETY: writable per the contract.
+    unsafe { *out = s.into_raw() };
     Ok(())
 }
 
@@ -170,6 +185,7 @@ pub extern "C" fn kpl_error_name(code: i32) -> *const c_char {
         15 => c"KPL_ERR_SPOOL_FULL",
         16 => c"KPL_ERR_DROPPED",
         17 => c"KPL_ERR_SPOOL",
+        18 => c"KPL_ERR_UNKNOWN_SETTING",
         _ => c"KPL_ERR_UNKNOWN",
     };
     name.as_ptr()
@@ -184,6 +200,7 @@ mod tests {
         let kinds = [
             ErrorKind::InvalidRecord,
             ErrorKind::InvalidConfig,
+            ErrorKind::UnknownSetting,
             ErrorKind::BufferFull,
             ErrorKind::Throttled,
             ErrorKind::Expired,
@@ -202,7 +219,7 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), kinds.len());
         assert!(!codes.contains(&(kpl_error::KPL_ERR_INTERNAL as i32)));
-        for c in 0..=17 {
+        for c in 0..=18 {
             // SAFETY: static strings.
             let name = unsafe { std::ffi::CStr::from_ptr(kpl_error_name(c)) };
             assert!(name.to_str().unwrap().starts_with("KPL_"));

@@ -9,12 +9,14 @@
 
 pub mod config;
 pub mod deagg;
+pub mod delivery;
 pub mod error;
 pub mod producer;
 mod runtime;
 
 pub use config::*;
 pub use deagg::*;
+pub use delivery::*;
 pub use error::*;
 pub use producer::*;
 

@@ -1,56 +1,33 @@
-//! The library's one tokio runtime, created on first use and kept for the
-//! life of the process (an intentional process-lifetime static).
+//! The library's runtime: kpl-host's per-process runtime (made again in a
+//! child after `fork`), with C error codes.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use kpl_host::process::{ProcessRuntime, may_block};
 
 use crate::error::{self, kpl_error};
 
-static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-static WORKER_THREADS: AtomicUsize = AtomicUsize::new(0);
-const DEFAULT_WORKER_THREADS: usize = 2;
+static RUNTIME: ProcessRuntime = ProcessRuntime::new("kpl-worker");
 
-/// The runtime every producer lives on; created on first call.
-pub(crate) fn get() -> &'static tokio::runtime::Runtime {
-    RUNTIME.get_or_init(|| {
-        let threads = match WORKER_THREADS.load(Ordering::SeqCst) {
-            0 => std::env::var("KPL_WORKER_THREADS")
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .filter(|&n| n > 0)
-                .unwrap_or(DEFAULT_WORKER_THREADS),
-            n => n,
-        };
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("kpl-worker")
-            .enable_all()
-            .build()
-            .expect("kpl: cannot start the tokio runtime")
+/// The runtime every producer of this process lives on; started on first call.
+pub(crate) fn get() -> Result<tokio::runtime::Handle, kpl_error> {
+    RUNTIME.handle().map_err(|e| {
+        error::fail(
+            kpl_error::KPL_ERR_INTERNAL,
+            format!("cannot start the tokio runtime: {e}"),
+        )
     })
 }
 
 pub(crate) fn set_worker_threads(threads: usize) -> kpl_error {
-    if threads == 0 {
-        return error::fail(
-            kpl_error::KPL_ERR_INVALID_ARGUMENT,
-            "worker threads must be at least 1",
-        );
+    match RUNTIME.set_worker_threads(threads) {
+        Ok(()) => kpl_error::KPL_OK,
+        Err(why) => error::fail(kpl_error::KPL_ERR_INVALID_ARGUMENT, why),
     }
-    if RUNTIME.get().is_some() {
-        return error::fail(
-            kpl_error::KPL_ERR_INVALID_ARGUMENT,
-            "the runtime is already running; set worker threads before the first producer",
-        );
-    }
-    WORKER_THREADS.store(threads, Ordering::SeqCst);
-    kpl_error::KPL_OK
 }
 
 /// Fails when called on a runtime thread (e.g. from a delivery callback),
 /// where blocking would panic or deadlock.
 pub(crate) fn check_may_block(what: &str) -> Result<(), kpl_error> {
-    if tokio::runtime::Handle::try_current().is_ok() {
+    if !may_block() {
         return Err(error::fail(
             kpl_error::KPL_ERR_INVALID_ARGUMENT,
             format!(
@@ -59,9 +36,4 @@ pub(crate) fn check_may_block(what: &str) -> Result<(), kpl_error> {
         ));
     }
     Ok(())
-}
-
-/// Milliseconds to a timeout; 0 means no limit.
-pub(crate) fn timeout(ms: u64) -> Option<std::time::Duration> {
-    (ms != 0).then(|| std::time::Duration::from_millis(ms))
 }

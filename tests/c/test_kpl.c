@@ -425,8 +425,21 @@ static void test_misuse(void) {
 
     /* Config: bad names and values, properties files. */
     kpl_config *cfg = sim_config(&s, NULL);
-    CHECK_CODE(kpl_config_set(cfg, "NoSuchSetting", "1"), KPL_ERR_INVALID_CONFIG);
+    CHECK_CODE(kpl_config_set(cfg, "NoSuchSetting", "1"), KPL_ERR_UNKNOWN_SETTING);
     CHECK(strstr(kpl_last_error_message(), "NoSuchSetting") != NULL);
+    /* A typo is told its closest names; reading back takes any case style. */
+    CHECK_CODE(kpl_config_set(cfg, "RecordMaxBufferTime", "50"), KPL_ERR_UNKNOWN_SETTING);
+    CHECK(strstr(kpl_last_error_message(), "did you mean RecordMaxBufferedTime") != NULL);
+    CHECK(strcmp(kpl_error_name(KPL_ERR_UNKNOWN_SETTING), "KPL_ERR_UNKNOWN_SETTING") == 0);
+    {
+        char *value = NULL;
+        CHECK_CODE(kpl_config_set(cfg, "record_ttl", "4321"), KPL_OK);
+        CHECK_CODE(kpl_config_get(cfg, "RecordTtl", &value), KPL_OK);
+        CHECK(value != NULL && strcmp(value, "4321") == 0);
+        kpl_string_free(value);
+        CHECK_CODE(kpl_config_get(cfg, "RecordTtlx", &value), KPL_ERR_UNKNOWN_SETTING);
+        CHECK(value == NULL);
+    }
     CHECK_CODE(kpl_config_set(cfg, "RecordMaxBufferedTime", "soon"), KPL_ERR_INVALID_CONFIG);
     CHECK_CODE(kpl_config_set(cfg, "CollectionMaxCount", "501"), KPL_ERR_INVALID_CONFIG);
     CHECK_CODE(kpl_config_set(cfg, "StrictOrdering", "sometimes"), KPL_ERR_INVALID_CONFIG);

@@ -19,7 +19,20 @@ class KplError extends Error {
   }
 }
 class ValidationError extends KplError {}
-class ConfigError extends KplError {}
+class ConfigError extends KplError {
+  constructor(message, info = {}) {
+    super(message, info);
+    /** The setting the error is about, when one alone was wrong. */
+    this.setting = info.setting ?? undefined;
+  }
+}
+/** A setting name that is not one of the KPL's; `suggestions`: the closest known names. */
+class UnknownSettingError extends ConfigError {
+  constructor(message, info = {}) {
+    super(message, info);
+    this.suggestions = info.suggestions ?? [];
+  }
+}
 class BufferFullError extends KplError {}
 class ThrottledError extends KplError {}
 class ExpiredError extends KplError {}
@@ -37,6 +50,7 @@ class SpoolError extends KplError {}
 const ERROR_CLASSES = {
   InvalidRecord: ValidationError,
   InvalidConfig: ConfigError,
+  UnknownSetting: UnknownSettingError,
   BufferFull: BufferFullError,
   Throttled: ThrottledError,
   Expired: ExpiredError,
@@ -73,4 +87,4 @@ class PutManyError extends KplError {
   }
 }
 
-module.exports = { KplError, ValidationError, ConfigError, BufferFullError, ThrottledError, ExpiredError, ServiceError, TransportError, ShutDownError, CorruptRecordError, OutsideShardRangeError, UnexpectedError, SpoolFullError, DroppedError, SpoolError, toError, isErrInfo, PutManyError };
+module.exports = { KplError, ValidationError, ConfigError, UnknownSettingError, BufferFullError, ThrottledError, ExpiredError, ServiceError, TransportError, ShutDownError, CorruptRecordError, OutsideShardRangeError, UnexpectedError, SpoolFullError, DroppedError, SpoolError, toError, isErrInfo, PutManyError };

@@ -30,8 +30,8 @@ class Producer {
     this._draining = null;
     const settings = toSettings(options);
     const path = token === CREATE ? propertiesPath : undefined;
-    const bad = native.checkConfig(settings, path);
-    if (bad) throw toError(bad);
+    const checked = native.checkConfig(settings, path);
+    if (isErrInfo(checked)) throw toError(checked);
     this._ready = native.createProducer(settings, path, (batch) => this._onResults(batch))
       .then((p) => {
         if (isErrInfo(p)) throw toError(p);

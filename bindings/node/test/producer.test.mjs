@@ -11,7 +11,7 @@ import agg from 'aws-kinesis-agg';
 
 import {
   Producer, deaggregate, KplError, ValidationError, ConfigError, BufferFullError, ServiceError,
-  ShutDownError, PutManyError,
+  ShutDownError, PutManyError, UnknownSettingError, checkConfig,
 } from '../index.mjs';
 import { ROOT, readStream, sleep, startSim } from './helpers.mjs';
 
@@ -318,6 +318,21 @@ describe('errors', () => {
   test('configuration errors', async () => {
     assert.throws(() => new Producer({ collectionMaxCount: 900 }), (e) => e instanceof ConfigError && /CollectionMaxCount/.test(e.message));
     await assert.rejects(Producer.create({ noSuchSetting: 1 }), ConfigError);
+  });
+
+  test('an unknown setting name is its own error, with the closest names', () => {
+    assert.throws(() => new Producer({ recordMaxBufferTime: 50 }), (e) => {
+      assert.ok(e instanceof UnknownSettingError && e instanceof ConfigError, e.constructor.name);
+      assert.equal(e.code, 'UnknownSetting');
+      assert.equal(e.setting, 'recordMaxBufferTime');
+      assert.deepEqual(e.suggestions, ['RecordMaxBufferedTime']);
+      assert.match(e.message, /did you mean RecordMaxBufferedTime/);
+      return true;
+    });
+    // A bad value is a ConfigError naming its setting, not an unknown name.
+    assert.throws(() => checkConfig({ recordTtl: 'soon' }),
+      (e) => e instanceof ConfigError && !(e instanceof UnknownSettingError) && e.setting === 'RecordTtl');
+    assert.equal(checkConfig({ recordTtl: 5000 }).RecordTtl, '5000');
   });
 
   test('unknown stream fails with ServiceError ResourceNotFoundException', async () => {

@@ -2,9 +2,9 @@
 //! GIL per batch, with their buffer room given back once handed over.
 
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use kpl_core::{Error, PutResult, Room};
+use kpl_host::mailbox::Mailbox;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::PyList;
@@ -26,9 +26,10 @@ pub(crate) enum Delivery {
         future: PyObject,
         error: Option<Error>,
     },
-    /// Deliver what came before, then stop.
-    Stop,
 }
+
+/// Where results wait for the delivery thread (kpl-host's mailbox).
+pub(crate) type Outbox = Arc<Mailbox<Delivery>>;
 
 pub(crate) enum Target {
     /// A `concurrent.futures.Future`.
@@ -40,30 +41,25 @@ pub(crate) enum Target {
     },
 }
 
-pub(crate) fn delivery_loop(rx: mpsc::Receiver<Delivery>) {
-    let mut batch = Vec::with_capacity(DELIVERY_BATCH);
-    loop {
-        match rx.recv() {
-            Ok(d) => batch.push(d),
-            Err(_) => return,
-        }
-        while batch.len() < DELIVERY_BATCH {
-            match rx.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
-            }
-        }
-        let stop = batch.iter().any(|d| matches!(d, Delivery::Stop));
+/// The delivery thread: takes batches (at most `DELIVERY_BATCH`) until the
+/// mailbox is closed and emptied.
+pub(crate) fn delivery_loop(mailbox: &Mailbox<Delivery>) {
+    while let Some(mut batch) = mailbox.wait_take(DELIVERY_BATCH) {
         // SAFETY: a plain query of the interpreter's state.
         if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
             // Too late to deliver; leak rather than touch a dead interpreter.
-            std::mem::forget(std::mem::take(&mut batch));
+            std::mem::forget(batch);
             return;
         }
         Python::with_gil(|py| deliver(py, &mut batch));
-        if stop {
-            return;
-        }
+    }
+}
+
+/// Queues `d` for the delivery thread; once it stopped (interpreter
+/// exit), `d` is leaked: its Python objects must not be dropped here.
+pub(crate) fn send(outbox: &Outbox, d: Delivery) {
+    if let Err(d) = outbox.post(d) {
+        std::mem::forget(d);
     }
 }
 
@@ -125,7 +121,6 @@ pub(crate) fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
                 }
                 rooms.push(room);
             }
-            Delivery::Stop => {}
         }
     }
     for (event_loop, items) in per_loop {

@@ -26,6 +26,8 @@ pub(crate) fn exception(py: Python<'_>, e: &Error) -> PyObject {
             record.and_then(|r| r.stream()),
             record.and_then(|r| r.explicit_hash_key()),
             attempts,
+            e.setting(),
+            e.suggestions().to_vec(),
         );
         Ok(helper(py, "_from_native")?.call1(args)?.unbind())
     };

@@ -2,7 +2,6 @@
 //! place from the pipeline without the GIL.
 
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kpl_core::{Error, PutResult, Room};
@@ -11,7 +10,7 @@ use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 
 use crate::SIGNAL_CHECK;
-use crate::delivery::{Delivery, run_callback};
+use crate::delivery::{Delivery, Outbox, run_callback, send};
 use crate::errors::{exception, to_py_err};
 use crate::results::put_result;
 
@@ -36,7 +35,7 @@ impl FutureState {
         &self,
         result: Result<PutResult, Error>,
         room: Option<Room>,
-        deliver: &mpsc::Sender<Delivery>,
+        deliver: &Outbox,
     ) {
         let (waiters, callbacks) = {
             let mut slot = self.slot.lock();
@@ -49,11 +48,9 @@ impl FutureState {
         if waiters > 0 {
             self.done.notify_all();
         }
-        if !callbacks.is_empty()
-            && let Err(mpsc::SendError(d)) = deliver.send(Delivery::Callbacks(callbacks, room))
-        {
-            // The interpreter is exiting; the callbacks cannot run.
-            std::mem::forget(d);
+        if !callbacks.is_empty() {
+            // Once the interpreter exits, the callbacks cannot run.
+            send(deliver, Delivery::Callbacks(callbacks, room));
         }
     }
 }
@@ -164,15 +161,10 @@ impl RecordFuture {
 }
 
 pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => {
-            Ok(Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))))
-        }
-        Some(t) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "timeout must be a number of seconds >= 0, got {t}"
-        ))),
-    }
+    timeout
+        .map(|t| kpl_host::timeout::from_secs_f64(t).map(|t| Instant::now() + t))
+        .transpose()
+        .map_err(pyo3::exceptions::PyValueError::new_err)
 }
 
 pub(crate) fn step_until(deadline: Option<Instant>) -> Duration {

@@ -47,6 +47,7 @@ fn _kpl(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPutResult>()?;
     m.add_class::<Attempt>()?;
     m.add_function(wrap_pyfunction!(deaggregate::deaggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(producer::config_entries, m)?)?;
     m.add_function(wrap_pyfunction!(process::_after_fork_child, m)?)?;
     m.add_function(wrap_pyfunction!(process::_shutdown_runtime, m)?)?;
     Ok(())

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kpl_core::{Config, Error, ErrorKind, Producer, PutResult, Room, UserRecord};
@@ -12,7 +11,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use crate::delivery::{Delivery, Target};
+use crate::delivery::{Delivery, Outbox, Target, send};
 use crate::errors::{exception, native_error, to_py_err};
 use crate::future::{FutureState, RecordFuture, deadline, step_until};
 use crate::process::{Env, env};
@@ -136,14 +135,17 @@ impl NativeProducer {
                         event_loop: event_loop.clone(),
                         future,
                     };
-                    let _ = deliver.send(Delivery::Result(target, Err(e), None));
+                    send(&deliver, Delivery::Result(target, Err(e), None));
                 }
             }
-            let _ = deliver.send(Delivery::Admitted {
-                event_loop,
-                future: signal,
-                error,
-            });
+            send(
+                &deliver,
+                Delivery::Admitted {
+                    event_loop,
+                    future: signal,
+                    error,
+                },
+            );
         });
         Ok(admitted)
     }
@@ -252,11 +254,10 @@ impl NativeProducer {
             let future = future.clone();
             let deliver = deliver.clone();
             Box::new(move |result, room| {
-                let _ = deliver.send(Delivery::Result(
-                    Target::Concurrent(future),
-                    result,
-                    Some(room),
-                ));
+                send(
+                    &deliver,
+                    Delivery::Result(Target::Concurrent(future), result, Some(room)),
+                );
             })
         };
         self.put_sync(py, record, seconds(timeout)?, &make)
@@ -432,17 +433,32 @@ impl NativeProducer {
     }
 }
 
+/// The configuration `settings` (over a properties file) make, as KPL
+/// names and text values, without a producer: what `kpl.check_config`
+/// returns. Raises what the producer's constructor would.
+#[pyfunction]
+#[pyo3(signature = (settings, properties=None))]
+pub(crate) fn config_entries(
+    py: Python<'_>,
+    settings: Vec<(String, String)>,
+    properties: Option<std::path::PathBuf>,
+) -> PyResult<Vec<(&'static str, String)>> {
+    let config = Config::from_parts(properties.as_deref(), settings)
+        .and_then(|b| b.build())
+        .map_err(|e| to_py_err(py, &e))?;
+    Ok(config.entries())
+}
+
 pub(crate) fn async_callback(
-    deliver: &mpsc::Sender<Delivery>,
+    deliver: &Outbox,
     event_loop: Arc<PyObject>,
     future: Arc<PyObject>,
 ) -> Callback {
     let deliver = deliver.clone();
     Box::new(move |result, room| {
-        let _ = deliver.send(Delivery::Result(
-            Target::Asyncio { event_loop, future },
-            result,
-            Some(room),
-        ));
+        send(
+            &deliver,
+            Delivery::Result(Target::Asyncio { event_loop, future }, result, Some(room)),
+        );
     })
 }

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use kpl_core::UserRecord;
+use kpl_host::record::from_parts;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyString, PyTuple};
@@ -49,18 +50,23 @@ pub(crate) fn make_record(
     let key: String = partition_key
         .extract()
         .map_err(|_| PyTypeError::new_err("partition_key must be a str"))?;
-    let mut record = UserRecord::new(key, record_data(data)?);
-    if let Some(s) = stream.filter(|s| !s.is_none()) {
-        record = record.with_stream(s.extract::<String>()?);
-    }
-    if let Some(k) = explicit_hash_key.filter(|k| !k.is_none()) {
-        let k = match k.downcast::<PyInt>() {
+    let stream = match stream.filter(|s| !s.is_none()) {
+        Some(s) => Some(s.extract::<String>()?.into()),
+        None => None,
+    };
+    let explicit_hash_key = match explicit_hash_key.filter(|k| !k.is_none()) {
+        Some(k) => Some(match k.downcast::<PyInt>() {
             Ok(i) => i.str()?.to_string(),
             Err(_) => k.extract::<String>()?,
-        };
-        record = record.with_explicit_hash_key(k);
-    }
-    Ok(record)
+        }),
+        None => None,
+    };
+    Ok(from_parts(
+        stream,
+        key,
+        explicit_hash_key,
+        record_data(data)?,
+    ))
 }
 
 /// One item of `put_many`: a `(key, data)` tuple or a dict with

@@ -1,6 +1,7 @@
 //! `PutResult` and `Attempt` as Python objects.
 
 use kpl_core::PutResult;
+use kpl_host::timeout::millis_f64;
 use pyo3::prelude::*;
 
 /// One try at delivering a record.
@@ -19,8 +20,8 @@ pub(crate) struct Attempt {
 impl From<kpl_core::Attempt> for Attempt {
     fn from(a: kpl_core::Attempt) -> Attempt {
         Attempt {
-            delay_ms: a.delay.as_secs_f64() * 1000.0,
-            duration_ms: a.duration.as_secs_f64() * 1000.0,
+            delay_ms: millis_f64(a.delay),
+            duration_ms: millis_f64(a.duration),
             error_code: a.error_code,
             error_message: a.error_message,
         }

@@ -35,6 +35,21 @@ def test_config_error(sim: Sim) -> None:
         kpl.Producer(**sim.config("main", no_such_setting=1))
 
 
+def test_unknown_setting_is_its_own_error_with_suggestions(sim: Sim) -> None:
+    with pytest.raises(kpl.UnknownSettingError) as unknown:
+        kpl.Producer(**sim.config("main", record_max_buffer_time=50))
+    assert isinstance(unknown.value, kpl.ConfigError)  # caught as before
+    assert unknown.value.kind == "UnknownSetting"
+    assert unknown.value.setting == "record_max_buffer_time"
+    assert unknown.value.suggestions == ["RecordMaxBufferedTime"]
+    assert "did you mean RecordMaxBufferedTime" in str(unknown.value)
+    # A bad value is a ConfigError but not an unknown name.
+    with pytest.raises(kpl.ConfigError) as bad:
+        kpl.check_config(record_ttl="soon")
+    assert not isinstance(bad.value, kpl.UnknownSettingError)
+    assert kpl.check_config(record_ttl=5000)["RecordTtl"] == "5000"
+
+
 def test_validation_errors_carry_the_record(sim: Sim) -> None:
     with kpl.Producer(**sim.config("main")) as producer:
         with pytest.raises(kpl.ValidationError, match="0 characters") as empty:

@@ -79,12 +79,26 @@ impl ConfigBuilder {
                 );
                 Ok(())
             }
-            None => Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "unknown setting {name:?} (value {value:?}); settings use the KPL's names, e.g. RecordMaxBufferedTime"
-                ),
-            )),
+            None => Err(Error::unknown_setting(name, closest(name))),
+        }
+    }
+
+    /// A setting's value as text, as [`Config::entries`] shows it, by its
+    /// KPL name in any case style: `Ok(None)` for a setting never shown
+    /// (a secret, credentials) or a KPL setting accepted without effect;
+    /// an [`ErrorKind::UnknownSetting`] error for an unknown name.
+    ///
+    /// ```
+    /// let mut builder = kpl_core::Config::builder();
+    /// builder.apply("record_ttl", "5000").unwrap();
+    /// assert_eq!(builder.get("RecordTtl").unwrap().as_deref(), Some("5000"));
+    /// assert_eq!(builder.get("AwsSecretAccessKey").unwrap(), None);
+    /// ```
+    pub fn get(&self, name: &str) -> Result<Option<String>, Error> {
+        match setting(name) {
+            Some(s) => Ok((s.show)(&self.config)),
+            None if is_known(name) => Ok(None),
+            None => Err(Error::unknown_setting(name, closest(name))),
         }
     }
 
@@ -112,10 +126,14 @@ impl ConfigBuilder {
                 continue;
             }
             self.apply(name, value).map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
+                let at = Error::new(
+                    e.kind(),
                     format!("{origin}:{}: {}", number + 1, e.message()),
-                )
+                );
+                match e.setting() {
+                    Some(s) => at.with_setting(s),
+                    None => at,
+                }
             })?;
         }
         Ok(self)
@@ -454,6 +472,54 @@ fn setting(name: &str) -> Option<&'static Setting> {
 /// Whether `name` is a setting, or a KPL setting accepted without effect.
 pub(crate) fn is_known(name: &str) -> bool {
     setting(name).is_some() || ACCEPTED_WITHOUT_EFFECT.iter().any(|n| same_name(n, name))
+}
+
+/// The setting names closest to an unknown `name` (best first, at most
+/// three): a few typos away, or holding it whole (`ttl` -> `RecordTtl`).
+fn closest(name: &str) -> Vec<&'static str> {
+    let given = folded(name);
+    if given.is_empty() {
+        return Vec::new();
+    }
+    let mut near: Vec<(usize, &'static str)> = SETTINGS
+        .iter()
+        .filter_map(|s| {
+            let known = folded(s.name);
+            let d = edit_distance(&given, &known);
+            let contains = given.len() >= 3
+                && (known.contains(given.as_str()) || given.contains(known.as_str()));
+            (d <= (known.len() / 4).max(2) || contains).then_some((d, s.name))
+        })
+        .collect();
+    near.sort();
+    near.dedup_by_key(|(_, n)| *n);
+    near.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+/// Lower case without `_` and `-`: the form names are compared in.
+fn folded(name: &str) -> String {
+    name.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 fn same_name(kpl: &str, given: &str) -> bool {

@@ -28,6 +28,7 @@ pub(crate) fn invalid(name: &str, value: &str, allowed: &str) -> Error {
         ErrorKind::InvalidConfig,
         format!("{name} = {value:?} is not valid: {allowed}"),
     )
+    .with_setting(name)
 }
 
 pub(crate) fn parse_int(name: &str, value: &str, min: u64, max: u64) -> Result<u64, Error> {

@@ -143,7 +143,38 @@ fn unknown_names_are_errors_for_set() {
     let err = Config::builder()
         .set("RecordMaxBuferedTime", "5")
         .unwrap_err();
-    assert!(err.to_string().contains("unknown setting"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::UnknownSetting, "{err}");
+    assert_eq!(err.setting(), Some("RecordMaxBuferedTime"));
+    assert_eq!(err.suggestions(), ["RecordMaxBufferedTime"]);
+    assert!(!err.is_retryable());
+    // Case styles fold before the distance is measured; a fragment finds
+    // the settings that hold it; nothing near, nothing suggested.
+    let err = Config::builder().set("max_conections", "5").unwrap_err();
+    assert_eq!(err.suggestions(), ["MaxConnections"]);
+    let err = Config::builder().set("ttl", "5").unwrap_err();
+    assert_eq!(err.suggestions()[0], "RecordTtl");
+    let err = Config::builder().set("Colour", "blue").unwrap_err();
+    assert!(err.suggestions().is_empty(), "{:?}", err.suggestions());
+    assert!(err.message().contains("KPL's names"), "{err}");
+    // A value out of range names its setting.
+    let err = Config::builder().set("rate_limit", "0").unwrap_err();
+    assert_eq!(
+        (err.kind(), err.setting()),
+        (ErrorKind::InvalidConfig, Some("RateLimit"))
+    );
+    // Reading back: shown, hidden or unknown.
+    let mut b = Config::builder();
+    b.apply("ProxyPassword", "pw").unwrap();
+    assert_eq!(
+        b.get("proxyPassword").unwrap().as_deref(),
+        Some("** redacted **")
+    );
+    assert_eq!(b.get("LogLevel").unwrap(), None);
+    assert_eq!(b.get("RateLimit").unwrap().as_deref(), Some("150"));
+    assert_eq!(
+        b.get("RateLimt").unwrap_err().kind(),
+        ErrorKind::UnknownSetting
+    );
 }
 
 #[test]

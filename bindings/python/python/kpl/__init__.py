@@ -26,10 +26,11 @@ from ._errors import (
     ThrottledError,
     TransportError,
     UnexpectedError,
+    UnknownSettingError,
     ValidationError,
 )
 from ._kpl import Attempt, PutResult, RecordFuture
-from ._producer import AsyncProducer, Data, Producer, RecordItem
+from ._producer import AsyncProducer, Data, Producer, RecordItem, check_config
 
 __all__ = [
     "AsyncProducer",
@@ -52,7 +53,9 @@ __all__ = [
     "ThrottledError",
     "TransportError",
     "UnexpectedError",
+    "UnknownSettingError",
     "UserRecord",
     "ValidationError",
+    "check_config",
     "deaggregate",
 ]

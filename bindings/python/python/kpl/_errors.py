@@ -57,6 +57,19 @@ class ConfigError(KplError, ValueError):
     kind = "InvalidConfig"
 
 
+class UnknownSettingError(ConfigError):
+    """A setting name is not one of the KPL's.
+
+    Attributes:
+        setting: the name given.
+        suggestions: the closest known names, best first (may be empty).
+    """
+
+    kind = "UnknownSetting"
+    setting: Optional[str] = None
+    suggestions: List[str] = []
+
+
 class ValidationError(KplError, ValueError):
     """The record breaks a Kinesis limit (key length, size, explicit hash key)."""
 
@@ -132,6 +145,7 @@ class SpoolError(KplError):
 # The one mapping from kpl-core's ErrorKind (ErrorKind::as_str) to classes.
 _BY_KIND: Dict[str, Type[KplError]] = {
     "InvalidConfig": ConfigError,
+    "UnknownSetting": UnknownSettingError,
     "InvalidRecord": ValidationError,
     "BufferFull": BufferFullError,
     "Throttled": ThrottledError,
@@ -157,10 +171,12 @@ def _from_native(
     stream: Optional[str],
     explicit_hash_key: Optional[str],
     attempts: List[Attempt],
+    setting: Optional[str] = None,
+    suggestions: Sequence[str] = (),
 ) -> KplError:
     """Called by the native module for every kpl-core error."""
     cls = _BY_KIND.get(kind, KplError)
-    return cls(
+    error = cls(
         message,
         kind=kind,
         code=code,
@@ -170,6 +186,10 @@ def _from_native(
         explicit_hash_key=explicit_hash_key,
         attempts=attempts,
     )
+    if isinstance(error, UnknownSettingError):
+        error.setting = setting
+        error.suggestions = list(suggestions)
+    return error
 
 
 def _resolve_batch(items: List[tuple]) -> None:  # type: ignore[type-arg]

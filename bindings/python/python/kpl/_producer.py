@@ -44,10 +44,26 @@ def _setting_text(name: str, value: object) -> str:
     raise TypeError(f"setting {name}: expected str, int, float or bool, got {type(value).__name__}")
 
 
-def _native(properties: Optional[PathLike], settings: Mapping[str, object]) -> NativeProducer:
-    pairs = [(name, _setting_text(name, v)) for name, v in settings.items() if v is not None]
+def _pairs(settings: Mapping[str, object]) -> List[Tuple[str, str]]:
+    return [(name, _setting_text(name, v)) for name, v in settings.items() if v is not None]
+
+
+def check_config(properties: Optional[PathLike] = None, **settings: Any) -> Dict[str, str]:
+    """Checks settings as ``Producer(**settings)`` would, without creating one, and
+    returns the configuration they make: every setting by its KPL name, as text.
+
+    >>> check_config(record_ttl=5000)["RecordTtl"]
+    '5000'
+
+    Raises :class:`ConfigError` (:class:`UnknownSettingError` for a name that is no
+    setting, with ``suggestions``)."""
     path = os.fspath(properties) if properties is not None else None
-    native = NativeProducer(pairs, path)
+    return dict(_kpl.config_entries(_pairs(settings), path))
+
+
+def _native(properties: Optional[PathLike], settings: Mapping[str, object]) -> NativeProducer:
+    path = os.fspath(properties) if properties is not None else None
+    native = NativeProducer(_pairs(settings), path)
     with _open_lock:
         _open[id(native)] = native
     return native
