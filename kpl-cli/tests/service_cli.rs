@@ -381,16 +381,30 @@ async fn put_through_a_spool_and_kpl_spool_shows_what_it_holds() {
         "--spool-sync",
         "always",
     ];
-    let out = kpl_async(args.map(str::to_owned).to_vec(), vec![], "one\ntwo\nthree\n").await;
+    let out = kpl_async(
+        args.map(str::to_owned).to_vec(),
+        vec![],
+        "one\ntwo\nthree\n",
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("shardId-").count(), 3);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("shardId-")
+            .count(),
+        3
+    );
     let shown = Command::new(env!("CARGO_BIN_EXE_kpl"))
         .args(["spool", dir.to_str().unwrap()])
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.status.success(), "{}", text(&shown));
-    for line in ["pending:           0", "damaged stretches: 0", "in use by:         nobody"] {
+    for line in [
+        "pending:           0",
+        "damaged stretches: 0",
+        "in use by:         nobody",
+    ] {
         assert!(report.contains(line), "{line:?} not in:\n{report}");
     }
     let missing = Command::new(env!("CARGO_BIN_EXE_kpl"))

@@ -91,7 +91,10 @@ async fn records_left_in_the_spool_are_sent_first_in_order_by_the_next_producer(
     assert!(fresh.lock().iter().all(|(_, r)| r.is_ok()));
     let m = second.metrics();
     assert_eq!((m.spool_records, m.user_records_put), (0, 600), "{m:?}");
-    assert_eq!((m.spool_recovered_delivered, m.spool_recovered_failed), (500, 0));
+    assert_eq!(
+        (m.spool_recovered_delivered, m.spool_recovered_failed),
+        (500, 0)
+    );
     second.shutdown(WAIT).await.unwrap();
 
     let read = read_stream(&client(&sim.endpoint()), "spooled").await;
