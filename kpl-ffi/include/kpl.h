@@ -29,479 +29,333 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/**
- * Result codes of every kpl function. `KPL_OK` is 0; every other value is
- * an error, with a message from `kpl_last_error_message()` (for calls) or
- * in the `kpl_result` (for delivery results).
- */
+// Result codes of every kpl function. `KPL_OK` is 0; every other value is
+// an error, with a message from `kpl_last_error_message()` (for calls) or
+// in the `kpl_result` (for delivery results).
 typedef enum kpl_error {
-  /**
-   * Success.
-   */
+  // Success.
   KPL_OK = 0,
-  /**
-   * A NULL handle or pointer, a string that is not UTF-8, or a call
-   * from a thread where it is not allowed.
-   */
+  // A NULL handle or pointer, a string that is not UTF-8, or a call
+  // from a thread where it is not allowed.
   KPL_ERR_INVALID_ARGUMENT = 1,
-  /**
-   * A setting's value is malformed or out of range.
-   */
+  // A setting's value is malformed or out of range.
   KPL_ERR_INVALID_CONFIG = 2,
-  /**
-   * The record breaks a Kinesis limit (empty or too long partition key,
-   * too large, bad explicit hash key, no stream).
-   */
+  // The record breaks a Kinesis limit (empty or too long partition key,
+  // too large, bad explicit hash key, no stream).
   KPL_ERR_INVALID_RECORD = 3,
-  /**
-   * The producer's buffer is full (non-blocking put, or the blocking
-   * put's timeout ran out). The record was not accepted.
-   */
+  // The producer's buffer is full (non-blocking put, or the blocking
+  // put's timeout ran out). The record was not accepted.
   KPL_ERR_BUFFER_FULL = 4,
-  /**
-   * Kinesis throttled the record and `FailIfThrottled` is set.
-   */
+  // Kinesis throttled the record and `FailIfThrottled` is set.
   KPL_ERR_THROTTLED = 5,
-  /**
-   * The record was not delivered within `RecordTtl`.
-   */
+  // The record was not delivered within `RecordTtl`.
   KPL_ERR_EXPIRED = 6,
-  /**
-   * Kinesis rejected the record or request with a permanent error; the
-   * result's `error_code` holds the service's code.
-   */
+  // Kinesis rejected the record or request with a permanent error; the
+  // result's `error_code` holds the service's code.
   KPL_ERR_SERVICE = 7,
-  /**
-   * Connection, TLS or request timeout.
-   */
+  // Connection, TLS or request timeout.
   KPL_ERR_TRANSPORT = 8,
-  /**
-   * The producer is shut down (or was shut down before the record was
-   * delivered).
-   */
+  // The producer is shut down (or was shut down before the record was
+  // delivered).
   KPL_ERR_SHUT_DOWN = 9,
-  /**
-   * An aggregated record's bytes are inconsistent.
-   */
+  // An aggregated record's bytes are inconsistent.
   KPL_ERR_CORRUPT = 10,
-  /**
-   * An aggregate holds a record outside its shard's hash range.
-   */
+  // An aggregate holds a record outside its shard's hash range.
   KPL_ERR_OUTSIDE_SHARD_RANGE = 11,
-  /**
-   * The service answered in a way the producer cannot use.
-   */
+  // The service answered in a way the producer cannot use.
   KPL_ERR_UNEXPECTED = 12,
-  /**
-   * A flush or shutdown did not finish within its timeout.
-   */
+  // A flush or shutdown did not finish within its timeout.
   KPL_ERR_TIMEOUT = 13,
-  /**
-   * A bug in kpl (a caught panic) or an error kind this binding does
-   * not know yet.
-   */
+  // A bug in kpl (a caught panic) or an error kind this binding does
+  // not know yet.
   KPL_ERR_INTERNAL = 14,
-  /**
-   * The spool holds SpoolMaxBytes and SpoolFullPolicy refused the record.
-   */
+  // The spool holds SpoolMaxBytes and SpoolFullPolicy refused the record.
   KPL_ERR_SPOOL_FULL = 15,
-  /**
-   * The record was removed from a full spool (SpoolFullPolicy = drop_oldest).
-   */
+  // The record was removed from a full spool (SpoolFullPolicy = drop_oldest).
   KPL_ERR_DROPPED = 16,
-  /**
-   * The spool cannot be used: in use by another producer, unreadable,
-   * or an fsync failed.
-   */
+  // The spool cannot be used: in use by another producer, unreadable,
+  // or an fsync failed.
   KPL_ERR_SPOOL = 17,
-  /**
-   * An unknown setting name; the message suggests the closest known ones.
-   */
+  // An unknown setting name; the message suggests the closest known ones.
   KPL_ERR_UNKNOWN_SETTING = 18,
 } kpl_error;
 
-/**
- * Producer settings (opaque). Create with `kpl_config_new`, fill with
- * `kpl_config_set` / `kpl_config_load_properties`, pass to
- * `kpl_producer_new` (which copies it), free with `kpl_config_free`.
- * Not thread-safe: use one config from one thread at a time.
- */
+// Producer settings (opaque). Create with `kpl_config_new`, fill with
+// `kpl_config_set` / `kpl_config_load_properties`, pass to
+// `kpl_producer_new` (which copies it), free with `kpl_config_free`.
+// Not thread-safe: use one config from one thread at a time.
 typedef struct kpl_config kpl_config;
 
-/**
- * A producer (opaque). Thread-safe: any number of threads may put, flush
- * and read metrics on one producer at the same time. Only
- * `kpl_producer_free` must not race with other calls on the same handle.
- */
+// A producer (opaque). Thread-safe: any number of threads may put, flush
+// and read metrics on one producer at the same time. Only
+// `kpl_producer_free` must not race with other calls on the same handle.
 typedef struct kpl_producer kpl_producer;
 
-/**
- * One user record read out of a Kinesis record.
- */
+// One user record read out of a Kinesis record.
 typedef struct kpl_deaggregated_record {
-  /**
-   * The user record's partition key (NUL-terminated).
-   */
+  // The user record's partition key (NUL-terminated).
   const char *partition_key;
-  /**
-   * Its explicit hash key, or NULL.
-   */
+  // Its explicit hash key, or NULL.
   const char *explicit_hash_key;
-  /**
-   * Its payload.
-   */
+  // Its payload.
   const uint8_t *data;
-  /**
-   * Length of `data` in bytes.
-   */
+  // Length of `data` in bytes.
   size_t data_len;
-  /**
-   * Zero-based position in the aggregate; 0 for a plain record.
-   */
+  // Zero-based position in the aggregate; 0 for a plain record.
   uint64_t sub_sequence_number;
-  /**
-   * Whether it came out of an aggregate.
-   */
+  // Whether it came out of an aggregate.
   bool aggregated;
 } kpl_deaggregated_record;
 
-/**
- * The user records of one Kinesis record, from `kpl_deaggregate`; free
- * with `kpl_deaggregated_free`. Everything it points to lives until then.
- */
+// The user records of one Kinesis record, from `kpl_deaggregate`; free
+// with `kpl_deaggregated_free`. Everything it points to lives until then.
 typedef struct kpl_deaggregated {
-  /**
-   * The records, in aggregate order; NULL when `count` is 0.
-   */
+  // The records, in aggregate order; NULL when `count` is 0.
   const struct kpl_deaggregated_record *records;
-  /**
-   * Number of records.
-   */
+  // Number of records.
   size_t count;
 } kpl_deaggregated;
 
-/**
- * One attempt at delivering a record, as the KPL reports it.
- */
+// One attempt at delivering a record, as the KPL reports it.
 typedef struct kpl_attempt {
-  /**
-   * Milliseconds from the previous attempt's end (or from the put) to
-   * this attempt's start.
-   */
+  // Milliseconds from the previous attempt's end (or from the put) to
+  // this attempt's start.
   uint64_t delay_ms;
-  /**
-   * Milliseconds the request took.
-   */
+  // Milliseconds the request took.
   uint64_t duration_ms;
-  /**
-   * The service's or transport's error code; NULL for a successful attempt.
-   */
+  // The service's or transport's error code; NULL for a successful attempt.
   const char *error_code;
-  /**
-   * The error's message; NULL for a successful attempt.
-   */
+  // The error's message; NULL for a successful attempt.
   const char *error_message;
 } kpl_attempt;
 
-/**
- * The outcome of one record, passed to the delivery callback.
- *
- * Everything it points to is valid only during the callback: copy what
- * you need to keep.
- */
+// The outcome of one record, passed to the delivery callback.
+//
+// Everything it points to is valid only during the callback: copy what
+// you need to keep.
 typedef struct kpl_result {
-  /**
-   * true: Kinesis stored the record (then `error` is `KPL_OK`).
-   */
+  // true: Kinesis stored the record (then `error` is `KPL_OK`).
   bool success;
-  /**
-   * Why the record failed; `KPL_OK` on success.
-   */
+  // Why the record failed; `KPL_OK` on success.
   enum kpl_error error;
-  /**
-   * The failure's message; NULL on success.
-   */
+  // The failure's message; NULL on success.
   const char *error_message;
-  /**
-   * The service's error code of the failure (e.g.
-   * `"ResourceNotFoundException"`), when there is one; else NULL.
-   */
+  // The service's error code of the failure (e.g.
+  // `"ResourceNotFoundException"`), when there is one; else NULL.
   const char *error_code;
-  /**
-   * The shard the record was written to; NULL on failure.
-   */
+  // The shard the record was written to; NULL on failure.
   const char *shard_id;
-  /**
-   * The sequence number of the Kinesis record that holds the record;
-   * NULL on failure.
-   */
+  // The sequence number of the Kinesis record that holds the record;
+  // NULL on failure.
   const char *sequence_number;
-  /**
-   * The record's position in its aggregate (0 when not aggregated).
-   */
+  // The record's position in its aggregate (0 when not aggregated).
   uint64_t sub_sequence_number;
-  /**
-   * Whether the record travelled in an aggregate of two or more.
-   */
+  // Whether the record travelled in an aggregate of two or more.
   bool aggregated;
-  /**
-   * Every attempt made, oldest first (the last one successful on
-   * success). NULL when `attempt_count` is 0.
-   */
+  // Every attempt made, oldest first (the last one successful on
+  // success). NULL when `attempt_count` is 0.
   const struct kpl_attempt *attempts;
-  /**
-   * Number of entries in `attempts`.
-   */
+  // Number of entries in `attempts`.
   size_t attempt_count;
-  /**
-   * On failure, the failed record's partition key (handed back so it can
-   * be put again); NULL on success.
-   */
+  // On failure, the failed record's partition key (handed back so it can
+  // be put again); NULL on success.
   const char *partition_key;
-  /**
-   * On failure, the failed record's data; NULL on success.
-   */
+  // On failure, the failed record's data; NULL on success.
   const uint8_t *data;
-  /**
-   * Length of `data` in bytes.
-   */
+  // Length of `data` in bytes.
   size_t data_len;
-  /**
-   * On failure, the record's stream (its own or `StreamName`); NULL on success.
-   */
+  // On failure, the record's stream (its own or `StreamName`); NULL on success.
   const char *stream;
 } kpl_result;
 
-/**
- * The delivery callback: called exactly once per accepted record with its
- * result and the `user_data` given to the put.
- *
- * It runs on a kpl library thread (a worker of the library's runtime,
- * named `kpl-worker`), never on the thread that called put, and directly
- * on the producer's pipeline task: while it runs, that producer's
- * pipeline waits. Keep it short (count, copy, signal), never block in it,
- * and do not call blocking functions (`kpl_producer_put`,
- * `kpl_producer_flush`, `kpl_producer_shutdown`, `kpl_producer_new`) from
- * it: they fail with `KPL_ERR_INVALID_ARGUMENT` there.
- * `kpl_producer_try_put`, `kpl_producer_outstanding` and
- * `kpl_producer_metrics_json` are allowed. Hand heavier work to a thread
- * of your own.
- */
+// The delivery callback: called exactly once per accepted record with its
+// result and the `user_data` given to the put.
+//
+// It runs on a kpl library thread (a worker of the library's runtime,
+// named `kpl-worker`), never on the thread that called put, and directly
+// on the producer's pipeline task: while it runs, that producer's
+// pipeline waits. Keep it short (count, copy, signal), never block in it,
+// and do not call blocking functions (`kpl_producer_put`,
+// `kpl_producer_flush`, `kpl_producer_shutdown`, `kpl_producer_new`) from
+// it: they fail with `KPL_ERR_INVALID_ARGUMENT` there.
+// `kpl_producer_try_put`, `kpl_producer_outstanding` and
+// `kpl_producer_metrics_json` are allowed. Hand heavier work to a thread
+// of your own.
 typedef void (*kpl_delivery_callback)(const struct kpl_result *result, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
-/**
- * The library's version, e.g. `"0.1.0"`, as a static NUL-terminated string.
- */
+// The library's version, e.g. `"0.1.0"`, as a static NUL-terminated string.
 const char *kpl_version(void);
 
-/**
- * Sets the number of worker threads of the library's runtime (default 2,
- * or the `KPL_WORKER_THREADS` environment variable). Only before the first
- * producer is created; afterwards it fails with `KPL_ERR_INVALID_ARGUMENT`.
- */
+// Sets the number of worker threads of the library's runtime (default 2,
+// or the `KPL_WORKER_THREADS` environment variable). Only before the first
+// producer is created; afterwards it fails with `KPL_ERR_INVALID_ARGUMENT`.
 enum kpl_error kpl_set_worker_threads(size_t threads);
 
-/**
- * A new configuration with the KPL's defaults. Never NULL.
- */
+// A new configuration with the KPL's defaults. Never NULL.
 struct kpl_config *kpl_config_new(void);
 
-/**
- * Frees a configuration. NULL is allowed.
- *
- * # Safety
- * `config` is NULL or from `kpl_config_new`, not freed before.
- */
+// Frees a configuration. NULL is allowed.
+//
+// # Safety
+// `config` is NULL or from `kpl_config_new`, not freed before.
 void kpl_config_free(struct kpl_config *config);
 
-/**
- * Sets one setting by its KPL name (e.g. `"RecordMaxBufferedTime"`,
- * `"StreamName"`, `"Region"`, `"KinesisEndpoint"`, `"AwsAccessKeyId"`),
- * value as text (`"50"`, `"true"`). Names are also accepted in snake_case
- * and camelCase.
- *
- * Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name, `KPL_ERR_INVALID_CONFIG`
- * for a bad value (the configuration is then unchanged),
- * `KPL_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8 arguments.
- *
- * # Safety
- * `config` is NULL or a live config; `name` and `value` are NULL or
- * NUL-terminated strings.
- */
+// Sets one setting by its KPL name (e.g. `"RecordMaxBufferedTime"`,
+// `"StreamName"`, `"Region"`, `"KinesisEndpoint"`, `"AwsAccessKeyId"`),
+// value as text (`"50"`, `"true"`). Names are also accepted in snake_case
+// and camelCase.
+//
+// Returns `KPL_ERR_UNKNOWN_SETTING` for an unknown name, `KPL_ERR_INVALID_CONFIG`
+// for a bad value (the configuration is then unchanged),
+// `KPL_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8 arguments.
+//
+// # Safety
+// `config` is NULL or a live config; `name` and `value` are NULL or
+// NUL-terminated strings.
 enum kpl_error kpl_config_set(struct kpl_config *config, const char *name, const char *value);
 
-/**
- * Reads a setting back by its KPL name (any case style) as text into `*out`
- * (free it with `kpl_string_free`; a password redacted; NULL for credentials
- * and settings without effect); `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
- *
- * # Safety
- * `config` is NULL or a live config; `name` is NULL or a NUL-terminated
- * string; `out` is NULL or writable.
- */
+// Reads a setting back by its KPL name (any case style) as text into `*out`
+// (free it with `kpl_string_free`; a password redacted; NULL for credentials
+// and settings without effect); `KPL_ERR_UNKNOWN_SETTING` for an unknown name.
+//
+// # Safety
+// `config` is NULL or a live config; `name` is NULL or a NUL-terminated
+// string; `out` is NULL or writable.
 enum kpl_error kpl_config_get(const struct kpl_config *config, const char *name, char **out);
 
-/**
- * Applies a KPL properties file (`Name = value` lines; `#` comments) on
- * top of the current settings. Unknown names are skipped with a warning,
- * as the KPL does; bad values fail with `KPL_ERR_INVALID_CONFIG` naming
- * the line (the configuration is then unchanged), an unreadable file too.
- *
- * # Safety
- * `config` is NULL or a live config; `path` is NULL or a NUL-terminated
- * string.
- */
+// Applies a KPL properties file (`Name = value` lines; `#` comments) on
+// top of the current settings. Unknown names are skipped with a warning,
+// as the KPL does; bad values fail with `KPL_ERR_INVALID_CONFIG` naming
+// the line (the configuration is then unchanged), an unreadable file too.
+//
+// # Safety
+// `config` is NULL or a live config; `path` is NULL or a NUL-terminated
+// string.
 enum kpl_error kpl_config_load_properties(struct kpl_config *config, const char *path);
 
-/**
- * Deaggregates one Kinesis record (its partition key, explicit hash key
- * or NULL, and data) with the KCL's rules: a record that is not a valid
- * aggregate (no magic, bad MD5, bad protobuf) comes back as one plain
- * record. Stores the result in `*out`.
- *
- * Returns `KPL_ERR_CORRUPT` for an aggregate whose MD5 matches but whose
- * contents are inconsistent, `KPL_ERR_INVALID_ARGUMENT` for NULL or
- * non-UTF-8 arguments.
- *
- * # Safety
- * Strings are NULL or NUL-terminated; `data` points to `data_len`
- * readable bytes; `out` is NULL or writable.
- */
+// Deaggregates one Kinesis record (its partition key, explicit hash key
+// or NULL, and data) with the KCL's rules: a record that is not a valid
+// aggregate (no magic, bad MD5, bad protobuf) comes back as one plain
+// record. Stores the result in `*out`.
+//
+// Returns `KPL_ERR_CORRUPT` for an aggregate whose MD5 matches but whose
+// contents are inconsistent, `KPL_ERR_INVALID_ARGUMENT` for NULL or
+// non-UTF-8 arguments.
+//
+// # Safety
+// Strings are NULL or NUL-terminated; `data` points to `data_len`
+// readable bytes; `out` is NULL or writable.
 enum kpl_error kpl_deaggregate(const char *partition_key, const char *explicit_hash_key, const uint8_t *data, size_t data_len, struct kpl_deaggregated **out);
 
-/**
- * Frees a result of `kpl_deaggregate`. NULL is allowed.
- *
- * # Safety
- * `d` is NULL or from `kpl_deaggregate`, not freed before.
- */
+// Frees a result of `kpl_deaggregate`. NULL is allowed.
+//
+// # Safety
+// `d` is NULL or from `kpl_deaggregate`, not freed before.
 void kpl_deaggregated_free(struct kpl_deaggregated *d);
 
-/**
- * The message of the last call that failed on this thread (a delivery
- * result carries its own message instead). Never NULL: an empty string
- * when no call failed yet. Valid until the next failing kpl call on this
- * thread; do not free it.
- */
+// The message of the last call that failed on this thread (a delivery
+// result carries its own message instead). Never NULL: an empty string
+// when no call failed yet. Valid until the next failing kpl call on this
+// thread; do not free it.
 const char *kpl_last_error_message(void);
 
-/**
- * The name of a code as a static string, e.g. `"KPL_ERR_BUFFER_FULL"`;
- * `"KPL_ERR_UNKNOWN"` for a value that is not a `kpl_error`.
- */
+// The name of a code as a static string, e.g. `"KPL_ERR_BUFFER_FULL"`;
+// `"KPL_ERR_UNKNOWN"` for a value that is not a `kpl_error`.
 const char *kpl_error_name(int32_t code);
 
-/**
- * Creates a producer from `config` (copied; free it whenever you like)
- * and stores it in `*out`. Starts the library's runtime on first use.
- *
- * Returns `KPL_ERR_INVALID_CONFIG` when the settings do not form a valid
- * configuration (e.g. missing credentials or region are reported here or,
- * if resolved lazily, on the first request).
- *
- * # Safety
- * `config` is NULL or a live config; `out` is NULL or writable.
- */
+// Creates a producer from `config` (copied; free it whenever you like)
+// and stores it in `*out`. Starts the library's runtime on first use.
+//
+// Returns `KPL_ERR_INVALID_CONFIG` when the settings do not form a valid
+// configuration (e.g. missing credentials or region are reported here or,
+// if resolved lazily, on the first request).
+//
+// # Safety
+// `config` is NULL or a live config; `out` is NULL or writable.
 enum kpl_error kpl_producer_new(const struct kpl_config *config, struct kpl_producer **out);
 
-/**
- * Puts a record, blocking the calling thread while the producer's buffer
- * is full: at most `timeout_ms` milliseconds (0 = no limit), then
- * `KPL_ERR_BUFFER_FULL`.
- *
- * - `stream`: NULL for the producer's default stream (`StreamName`).
- * - `partition_key`: required, 1..256 characters.
- * - `explicit_hash_key`: NULL, or a decimal 128-bit hash key.
- * - `data`, `data_len`: the payload (NULL allowed when `data_len` is 0).
- *
- * All strings are NUL-terminated UTF-8 (else `KPL_ERR_INVALID_ARGUMENT`).
- * Everything is copied before this returns. On `KPL_OK` the record was
- * accepted and `callback` (may be NULL) will be called exactly once with
- * its result, on a library thread; on any other code the record was not
- * accepted and `callback` is never called.
- *
- * Must not be called from a delivery callback (`KPL_ERR_INVALID_ARGUMENT`).
- *
- * # Safety
- * `producer` is NULL or live; strings are NULL or NUL-terminated;
- * `data` points to `data_len` readable bytes; `user_data` may be used
- * from a library thread.
- */
+// Puts a record, blocking the calling thread while the producer's buffer
+// is full: at most `timeout_ms` milliseconds (0 = no limit), then
+// `KPL_ERR_BUFFER_FULL`.
+//
+// - `stream`: NULL for the producer's default stream (`StreamName`).
+// - `partition_key`: required, 1..256 characters.
+// - `explicit_hash_key`: NULL, or a decimal 128-bit hash key.
+// - `data`, `data_len`: the payload (NULL allowed when `data_len` is 0).
+//
+// All strings are NUL-terminated UTF-8 (else `KPL_ERR_INVALID_ARGUMENT`).
+// Everything is copied before this returns. On `KPL_OK` the record was
+// accepted and `callback` (may be NULL) will be called exactly once with
+// its result, on a library thread; on any other code the record was not
+// accepted and `callback` is never called.
+//
+// Must not be called from a delivery callback (`KPL_ERR_INVALID_ARGUMENT`).
+//
+// # Safety
+// `producer` is NULL or live; strings are NULL or NUL-terminated;
+// `data` points to `data_len` readable bytes; `user_data` may be used
+// from a library thread.
 enum kpl_error kpl_producer_put(const struct kpl_producer *producer, const char *stream, const char *partition_key, const char *explicit_hash_key, const uint8_t *data, size_t data_len, uint64_t timeout_ms, kpl_delivery_callback callback, void *user_data);
 
-/**
- * Like `kpl_producer_put`, but never waits: a full buffer fails at once
- * with `KPL_ERR_BUFFER_FULL` (the record is not accepted; put it again
- * later). May be called from a delivery callback.
- *
- * # Safety
- * As `kpl_producer_put`.
- */
+// Like `kpl_producer_put`, but never waits: a full buffer fails at once
+// with `KPL_ERR_BUFFER_FULL` (the record is not accepted; put it again
+// later). May be called from a delivery callback.
+//
+// # Safety
+// As `kpl_producer_put`.
 enum kpl_error kpl_producer_try_put(const struct kpl_producer *producer, const char *stream, const char *partition_key, const char *explicit_hash_key, const uint8_t *data, size_t data_len, kpl_delivery_callback callback, void *user_data);
 
-/**
- * Sends everything buffered now and waits until every record put before
- * this call has its result (its callback has returned), at most
- * `timeout_ms` milliseconds (0 = no limit), then `KPL_ERR_TIMEOUT`.
- *
- * # Safety
- * `producer` is NULL or live.
- */
+// Sends everything buffered now and waits until every record put before
+// this call has its result (its callback has returned), at most
+// `timeout_ms` milliseconds (0 = no limit), then `KPL_ERR_TIMEOUT`.
+//
+// # Safety
+// `producer` is NULL or live.
 enum kpl_error kpl_producer_flush(const struct kpl_producer *producer, uint64_t timeout_ms);
 
-/**
- * Stops accepting records, flushes (at most `timeout_ms`, 0 = no limit)
- * and stops the producer's pipeline. Records not resolved in time fail
- * with `KPL_ERR_SHUT_DOWN` through their callbacks, and this returns
- * `KPL_ERR_TIMEOUT`. Later puts fail with `KPL_ERR_SHUT_DOWN`. The handle
- * stays valid until `kpl_producer_free`. A second call returns `KPL_OK`.
- *
- * # Safety
- * `producer` is NULL or live.
- */
+// Stops accepting records, flushes (at most `timeout_ms`, 0 = no limit)
+// and stops the producer's pipeline. Records not resolved in time fail
+// with `KPL_ERR_SHUT_DOWN` through their callbacks, and this returns
+// `KPL_ERR_TIMEOUT`. Later puts fail with `KPL_ERR_SHUT_DOWN`. The handle
+// stays valid until `kpl_producer_free`. A second call returns `KPL_OK`.
+//
+// # Safety
+// `producer` is NULL or live.
 enum kpl_error kpl_producer_shutdown(const struct kpl_producer *producer, uint64_t timeout_ms);
 
-/**
- * Shuts the producer down (as `kpl_producer_shutdown` with `timeout_ms`:
- * every callback has run when this returns) and frees it. NULL is allowed
- * (`KPL_OK`). Returns `KPL_ERR_TIMEOUT` when records had to be failed;
- * the handle is freed in every case. Called from a delivery callback, the
- * shutdown continues in the background and this returns at once.
- *
- * # Safety
- * `producer` is NULL or live, not used by any other thread during or
- * after this call.
- */
+// Shuts the producer down (as `kpl_producer_shutdown` with `timeout_ms`:
+// every callback has run when this returns) and frees it. NULL is allowed
+// (`KPL_OK`). Returns `KPL_ERR_TIMEOUT` when records had to be failed;
+// the handle is freed in every case. Called from a delivery callback, the
+// shutdown continues in the background and this returns at once.
+//
+// # Safety
+// `producer` is NULL or live, not used by any other thread during or
+// after this call.
 enum kpl_error kpl_producer_free(struct kpl_producer *producer, uint64_t timeout_ms);
 
-/**
- * Records put and not yet resolved (0 for NULL).
- *
- * # Safety
- * `producer` is NULL or live.
- */
+// Records put and not yet resolved (0 for NULL).
+//
+// # Safety
+// `producer` is NULL or live.
 uint64_t kpl_producer_outstanding(const struct kpl_producer *producer);
 
-/**
- * The producer's metrics as a JSON object with the KPL's metric names
- * (`UserRecordsPut`, `KinesisRecordsPut`, `ErrorsByCode`, ...), stored in
- * `*out`; free it with `kpl_string_free`.
- *
- * # Safety
- * `producer` is NULL or live; `out` is NULL or writable.
- */
+// The producer's metrics as a JSON object with the KPL's metric names
+// (`UserRecordsPut`, `KinesisRecordsPut`, `ErrorsByCode`, ...), stored in
+// `*out`; free it with `kpl_string_free`.
+//
+// # Safety
+// `producer` is NULL or live; `out` is NULL or writable.
 enum kpl_error kpl_producer_metrics_json(const struct kpl_producer *producer, char **out);
 
-/**
- * Frees a string kpl returned (`kpl_producer_metrics_json`). NULL is allowed.
- *
- * # Safety
- * `s` is NULL or a string from kpl, not freed before.
- */
+// Frees a string kpl returned (`kpl_producer_metrics_json`). NULL is allowed.
+//
+// # Safety
+// `s` is NULL or a string from kpl, not freed before.
 void kpl_string_free(char *s);
 
 #ifdef __cplusplus
