@@ -538,7 +538,9 @@ impl Producer {
         }
     }
 
-    /// Records put and not yet resolved.
+    /// Records put and not yet resolved. With a spool, those still only
+    /// on disk (waiting for buffer room) are not counted: see
+    /// [`Metrics::spool_records`].
     pub fn outstanding(&self) -> u64 {
         self.inner.shared.outstanding.load(Relaxed)
     }

@@ -43,20 +43,24 @@ impl Spool {
         let mut refused = Vec::new();
         let mut items = items.into_iter().peekable();
         let mut sync_to = 0;
+        // When the record that does not fit stops waiting (block policy).
+        let mut deadline = None;
         while items.peek().is_some() {
             let space = self.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
             let Err(Stop::Full) = self.append(&mut items, &mut refused, &mut sync_to) else {
+                deadline = None;
                 continue;
             };
             let made_room = match (self.full_policy, wait) {
                 (SpoolFullPolicy::DropOldest, _) => self.drop_oldest(),
                 (SpoolFullPolicy::Block, Some(timeout)) => {
                     let waited = match timeout {
-                        Some(t) => tokio::time::timeout_at(Instant::now() + t, space)
-                            .await
-                            .is_ok(),
+                        Some(t) => {
+                            let until = *deadline.get_or_insert_with(|| Instant::now() + t);
+                            tokio::time::timeout_at(until, space).await.is_ok()
+                        }
                         None => {
                             space.await;
                             true
