@@ -154,6 +154,25 @@ static void on_kinesis_record(const char *shard_id, const char *seq, const char 
 }
 
 /* Records put from C come back intact; every callback once, on a library thread. */
+/* Puts records 0..n-1 (payload and key by number; every 10th with an
+ * explicit hash key and `stream` named), reporting to on_delivery; with
+ * `alternate`, every other one through kpl_producer_try_put. */
+static void put_numbered(kpl_producer *p, int n, const char *stream, int alternate) {
+    for (int i = 0; i < n && p; i++) {
+        uint8_t data[128];
+        char key[32];
+        size_t len = make_payload(i, data, sizeof data);
+        make_key(i, key, sizeof key);
+        const char *ehk = i % 10 == 0 ? "1234567890" : NULL;
+        const char *named = i % 10 == 0 ? stream : NULL;
+        void *ctx = (void *)(size_t)i;
+        kpl_error e = alternate && i % 2 == 0
+                          ? kpl_producer_try_put(p, named, key, ehk, data, len, on_delivery, ctx)
+                          : kpl_producer_put(p, named, key, ehk, data, len, 0, on_delivery, ctx);
+        CHECK_CODE(e, KPL_OK);
+    }
+}
+
 static void test_roundtrip(void) {
     sim s;
     if (sim_start(&s, "rt", 4, NULL, NULL) != 0) { g_failures++; return; }
@@ -163,18 +182,7 @@ static void test_roundtrip(void) {
     CHECK_CODE(kpl_producer_new(cfg, &p), KPL_OK);
     kpl_config_free(cfg);
     const int n = 2000;
-    for (int i = 0; i < n && p; i++) {
-        uint8_t data[128];
-        char key[32];
-        size_t len = make_payload(i, data, sizeof data);
-        make_key(i, key, sizeof key);
-        /* Every 10th record: explicit hash key and the stream named. */
-        const char *ehk = i % 10 == 0 ? "1234567890" : NULL;
-        const char *stream = i % 10 == 0 ? "rt" : NULL;
-        kpl_error e = i % 2 ? kpl_producer_put(p, stream, key, ehk, data, len, 0, on_delivery, (void *)(size_t)i)
-                            : kpl_producer_try_put(p, stream, key, ehk, data, len, on_delivery, (void *)(size_t)i);
-        CHECK_CODE(e, KPL_OK);
-    }
+    put_numbered(p, n, "rt", 1);
     CHECK_CODE(kpl_producer_flush(p, 30000), KPL_OK);
     CHECK(load_u32(&g_run.total_calls) == n);
     CHECK(kpl_producer_outstanding(p) == 0);
@@ -561,16 +569,7 @@ static void test_spool(void) {
     CHECK(strstr(kpl_last_error_message(), "in use by another producer") != NULL);
     kpl_config_free(cfg);
     const int n = 500;
-    for (int i = 0; i < n && p; i++) {
-        uint8_t data[128];
-        char key[32];
-        size_t len = make_payload(i, data, sizeof data);
-        make_key(i, key, sizeof key);
-        /* Every 10th record: explicit hash key and stream, kept on disk too. */
-        const char *ehk = i % 10 == 0 ? "1234567890" : NULL;
-        const char *stream = i % 10 == 0 ? "sp" : NULL;
-        CHECK_CODE(kpl_producer_put(p, stream, key, ehk, data, len, 0, on_delivery, (void *)(size_t)i), KPL_OK);
-    }
+    put_numbered(p, n, "sp", 0); /* the spool keeps explicit hash keys and streams too */
     CHECK_CODE(kpl_producer_flush(p, 30000), KPL_OK);
     check_reports(n, 1);
     char *json = NULL;
