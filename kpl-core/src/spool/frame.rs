@@ -13,7 +13,8 @@ use bytes::Bytes;
 
 use crate::record::UserRecord;
 
-const MAGIC: u32 = 0x5350_4C4B; // "KLPS" little-endian: b"KLPS"
+/// `b"KLPS"` read as a little-endian `u32`.
+const MAGIC: u32 = 0x5350_4C4B;
 const HEADER: usize = 12;
 /// Fixed part of a payload: seq, written_ms, three length fields.
 const FIXED: usize = 8 + 8 + 2 + 2 + 1;

@@ -15,6 +15,7 @@
 //!   and deletes finished segments.
 //! - `recovery`: opening a directory: lock, checkpoint, scan, backlog.
 //! - `inspect`: what a spool directory holds (`kpl spool`).
+//! - `settings`: `SpoolSync` and `SpoolFullPolicy`.
 
 mod backlog;
 mod completion;
