@@ -30,6 +30,7 @@ pub mod limits;
 mod model;
 pub mod ondemand;
 pub mod protocol;
+mod puts;
 mod reads;
 pub mod registry;
 pub mod server;
