@@ -122,6 +122,16 @@ struct Inner {
 }
 
 impl Error {
+    /// The same error (kind, message, service code) for another record:
+    /// errors own their record, so each record of a batch gets its own.
+    pub(crate) fn for_another_record(&self) -> Error {
+        let copy = Error::new(self.kind(), self.message());
+        match self.code() {
+            Some(code) => copy.with_code(code),
+            None => copy,
+        }
+    }
+
     /// A new error of `kind` with a message for a person.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {

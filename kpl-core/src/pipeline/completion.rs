@@ -134,7 +134,7 @@ impl Engine {
             }
             Verdict::Fail(err) => {
                 for p in attempted(ob, span, failure) {
-                    self.resolution.fail(p, retrier::copy(&err), now);
+                    self.resolution.fail(p, err.for_another_record(), now);
                 }
             }
         }
@@ -255,12 +255,12 @@ impl Engine {
             RequestVerdict::Fail(e) => {
                 tracing::warn!(%err, "PutRecords failed; failing its records");
                 for p in records {
-                    self.resolution.fail(p, retrier::copy(&e), now);
+                    self.resolution.fail(p, e.for_another_record(), now);
                 }
             }
             RequestVerdict::StreamGone(e) => {
                 for p in records {
-                    self.resolution.fail(p, retrier::copy(&e), now);
+                    self.resolution.fail(p, e.for_another_record(), now);
                 }
                 self.load_map(id, now);
             }

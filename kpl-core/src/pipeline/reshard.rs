@@ -7,7 +7,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::maps::MapState;
-use super::retrier;
 use super::router::{Outbound, Suspect};
 use super::streams::StreamId;
 use super::{Engine, Timer};
@@ -166,7 +165,7 @@ impl Engine {
             records.extend(batch.into_iter().flat_map(|ob| ob.record.records));
         }
         for p in records {
-            self.resolution.fail(p, retrier::copy(&err), now);
+            self.resolution.fail(p, err.for_another_record(), now);
         }
     }
 

@@ -183,20 +183,12 @@ pub(crate) fn judge_request(err: &Error, rules: Rules) -> RequestVerdict {
             ))
         }
         Disposition::Retry | Disposition::Throttle => RequestVerdict::Retry,
-        Disposition::StreamGone => RequestVerdict::StreamGone(copy(err)),
-        Disposition::Fail => RequestVerdict::Fail(copy(err)),
+        Disposition::StreamGone => RequestVerdict::StreamGone(err.for_another_record()),
+        Disposition::Fail => RequestVerdict::Fail(err.for_another_record()),
     }
 }
 
 /// The same error again, for another record (errors own their record).
-pub(crate) fn copy(err: &Error) -> Error {
-    let copy = Error::new(err.kind(), err.message());
-    match err.code() {
-        Some(code) => copy.with_code(code),
-        None => copy,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -374,7 +374,7 @@ impl Producer {
     {
         if let Err(e) = refuse_runtime_thread("Producer::put_many_blocking_with") {
             for (i, record) in records.into_iter().enumerate() {
-                callback(i, Err(retry_copy(&e).with_record(record)));
+                callback(i, Err(e.for_another_record().with_record(record)));
             }
             return;
         }
@@ -583,9 +583,4 @@ fn refuse_runtime_thread(what: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-/// The same error again (errors own their record, so each record gets its own).
-fn retry_copy(err: &Error) -> Error {
-    Error::new(err.kind(), err.message())
 }

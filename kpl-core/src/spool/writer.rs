@@ -74,7 +74,11 @@ impl Spool {
                 // The rest of the batch is refused too: a later, smaller
                 // record must not overtake the one that did not fit.
                 let e = self.full_error();
-                refused.extend(items.by_ref().map(|(i, a)| (i, a.refuse(copy(&e)))));
+                refused.extend(
+                    items
+                        .by_ref()
+                        .map(|(i, a)| (i, a.refuse(e.for_another_record()))),
+                );
             }
         }
         if self.sync == SpoolSync::Always && sync_to > 0 {
@@ -105,7 +109,11 @@ impl Spool {
                 .map(|why| Error::new(ErrorKind::Spool, why.clone()))
         };
         if let Some(e) = stop {
-            refused.extend(items.by_ref().map(|(i, a)| (i, a.refuse(copy(&e)))));
+            refused.extend(
+                items
+                    .by_ref()
+                    .map(|(i, a)| (i, a.refuse(e.for_another_record()))),
+            );
             return Ok(());
         }
         let mut buf = std::mem::take(&mut st.buf);
@@ -149,7 +157,11 @@ impl Spool {
             if rotate {
                 self.commit(&mut st, &mut buf, &mut chunk, refused, sync_to);
                 if let Err(e) = self.rotate(&mut st) {
-                    refused.extend(items.by_ref().map(|(i, a)| (i, a.refuse(copy(&e)))));
+                    refused.extend(
+                        items
+                            .by_ref()
+                            .map(|(i, a)| (i, a.refuse(e.for_another_record()))),
+                    );
                     break;
                 }
             }
@@ -195,7 +207,11 @@ impl Spool {
             let path = segment::path(&self.dir, last.first_seq);
             let e = io_error("cannot write to the spool", &path, e);
             st.next_seq = chunk[0].2;
-            refused.extend(chunk.drain(..).map(|(i, a, _)| (i, a.refuse(copy(&e)))));
+            refused.extend(
+                chunk
+                    .drain(..)
+                    .map(|(i, a, _)| (i, a.refuse(e.for_another_record()))),
+            );
             buf.clear();
             return;
         }
@@ -343,9 +359,4 @@ impl Spool {
             message.replace("{}", &self.max_bytes.to_string()),
         )
     }
-}
-
-/// The same error again, for each of several records.
-fn copy(e: &Error) -> Error {
-    Error::new(e.kind(), e.message())
 }
