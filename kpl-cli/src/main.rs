@@ -64,12 +64,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
+fn block_on<F>(future: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime starts")
-        .block_on(future)
+        .expect("a tokio runtime starts");
+    // Run the command on a worker, not on this thread: a paced `kpl perf`'s
+    // timer wake, its put and the pipeline's turn then stay on one worker
+    // instead of handing off between threads at every tick.
+    match runtime.block_on(async { tokio::spawn(future).await }) {
+        Ok(output) => output,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 fn exit_status(ok: bool) -> ExitCode {

@@ -6,8 +6,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use md5::{Digest, Md5};
-
 use crate::error::{Error, ErrorKind};
 
 /// A position in a stream's hash key space, `0..=2^128-1`.
@@ -32,8 +30,12 @@ impl HashKey {
     /// The hash key Kinesis derives from a partition key: MD5 of its UTF-8
     /// bytes, read as a big-endian integer.
     pub fn from_partition_key(partition_key: &str) -> HashKey {
-        let digest = Md5::digest(partition_key.as_bytes());
-        HashKey(u128::from_be_bytes(digest.into()))
+        HashKey::from_digest(crate::aggregation::md5::digest(partition_key.as_bytes()))
+    }
+
+    /// The hash key of a partition key whose MD5 is `digest`.
+    pub(crate) fn from_digest(digest: [u8; 16]) -> HashKey {
+        HashKey(u128::from_be_bytes(digest))
     }
 
     /// Parses an explicit hash key the way the service accepts it: decimal
@@ -82,6 +84,8 @@ impl FromStr for HashKey {
 
 #[cfg(test)]
 mod tests {
+    use md5::{Digest, Md5};
+
     use super::*;
 
     #[test]

@@ -104,6 +104,16 @@ impl UserRecord {
     /// assert!(err.to_string().contains("2097153 bytes"), "{err}");
     /// ```
     pub fn validate(&self, max_record_size: usize) -> Result<HashKey, Error> {
+        match self.check(max_record_size)? {
+            Some(explicit) => Ok(explicit),
+            None => Ok(HashKey::from_partition_key(&self.partition_key)),
+        }
+    }
+
+    /// [`validate`](Self::validate) without hashing the partition key:
+    /// `Some` is the explicit hash key, `None` means the partition key's
+    /// MD5 routes it (batch puts hash a chunk's keys together).
+    pub(crate) fn check(&self, max_record_size: usize) -> Result<Option<HashKey>, Error> {
         let chars = self.partition_key.chars().count();
         if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
             return Err(Error::new(
@@ -127,10 +137,10 @@ impl UserRecord {
                 ),
             ));
         }
-        match &self.explicit_hash_key {
-            Some(ehk) => HashKey::parse_explicit(ehk),
-            None => Ok(HashKey::from_partition_key(&self.partition_key)),
-        }
+        self.explicit_hash_key
+            .as_deref()
+            .map(HashKey::parse_explicit)
+            .transpose()
     }
 }
 

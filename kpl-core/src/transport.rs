@@ -113,7 +113,8 @@ impl Transport {
             let built = PutRecordsRequestEntry::builder()
                 .partition_key(entry.partition_key)
                 .set_explicit_hash_key(entry.explicit_hash_key)
-                .data(Blob::new(entry.data))
+                // Shares the pipeline's bytes (kept for a retry): no copy.
+                .data(Blob::from_maybe_shared(entry.data))
                 .build()
                 .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
             request = request.records(built);

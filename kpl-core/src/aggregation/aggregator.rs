@@ -2,9 +2,8 @@
 
 use std::hash::BuildHasher;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashTable;
-use md5::{Digest, Md5};
 use prost::encoding::{encode_varint, encoded_len_varint};
 
 use super::{AGGREGATE_PARTITION_KEY, DIGEST_LEN, MAGIC, OVERHEAD};
@@ -37,6 +36,9 @@ pub struct KinesisRecord<T = UserRecord> {
     pub data: Bytes,
     /// The user records inside, in sub-sequence order.
     pub records: Vec<T>,
+    /// An aggregate whose MD5 trailer is still zeros: the pipeline writes
+    /// the trailers of a request's aggregates together ([`seal`]).
+    pub(crate) unsealed: bool,
 }
 
 impl<T> KinesisRecord<T> {
@@ -223,6 +225,16 @@ impl<T: AsRef<UserRecord>> Aggregator<T> {
     /// Emits what was added as one Kinesis record and empties the
     /// aggregator; `None` when it was empty.
     pub fn finish(&mut self) -> Option<KinesisRecord<T>> {
+        let mut record = self.finish_unsealed()?;
+        seal(std::iter::once(&mut record));
+        Some(record)
+    }
+
+    /// Like [`finish`](Self::finish), but an aggregate's MD5 trailer is
+    /// left to [`seal`].
+    pub(crate) fn finish_unsealed(&mut self) -> Option<KinesisRecord<T>> {
+        // The next aggregate will likely hold as many: no regrowing.
+        let capacity = self.records.len();
         let kinesis_record = match self.records.len() {
             0 => return None,
             1 => {
@@ -231,7 +243,8 @@ impl<T: AsRef<UserRecord>> Aggregator<T> {
                     partition_key: record.partition_key().to_owned(),
                     explicit_hash_key: record.explicit_hash_key().map(str::to_owned),
                     data: record.data().clone(),
-                    records: std::mem::take(&mut self.records),
+                    records: std::mem::replace(&mut self.records, Vec::with_capacity(capacity)),
+                    unsealed: false,
                 }
             }
             _ => {
@@ -245,7 +258,8 @@ impl<T: AsRef<UserRecord>> Aggregator<T> {
                     partition_key: AGGREGATE_PARTITION_KEY.to_owned(),
                     explicit_hash_key: Some(hash_key),
                     data,
-                    records: std::mem::take(&mut self.records),
+                    records: std::mem::replace(&mut self.records, Vec::with_capacity(capacity)),
+                    unsealed: true,
                 }
             }
         };
@@ -261,8 +275,9 @@ impl<T: AsRef<UserRecord>> Aggregator<T> {
         self.body_len = 0;
     }
 
-    /// Writes magic, protobuf and MD5 in one pass into a buffer of the
-    /// exact size: tables first, then records, as the reference KPL does.
+    /// Writes magic and protobuf in one pass into a buffer of the exact
+    /// size: tables first, then records, as the reference KPL does; the
+    /// MD5 trailer is left zero for [`seal`].
     fn encode(&self) -> Bytes {
         let total = self.size();
         let mut out = Vec::with_capacity(total);
@@ -286,15 +301,38 @@ impl<T: AsRef<UserRecord>> Aggregator<T> {
             }
             put_delimited(&mut out, KEY_DATA, item.as_ref().data());
         }
-        let digest = Md5::digest(&out[MAGIC.len()..]);
-        out.extend_from_slice(&digest);
+        out.extend_from_slice(&[0; DIGEST_LEN]);
         debug_assert_eq!(
             out.len(),
             total,
             "size accounting drifted from the encoding"
         );
-        debug_assert_eq!(DIGEST_LEN, digest.len());
         Bytes::from(out)
+    }
+}
+
+/// Writes the MD5 trailer of each unsealed aggregate among `records`,
+/// hashing them side by side in SIMD lanes.
+pub(crate) fn seal<'a, T: 'a>(records: impl IntoIterator<Item = &'a mut KinesisRecord<T>>) {
+    let mut open: Vec<&mut KinesisRecord<T>> = records.into_iter().filter(|r| r.unsealed).collect();
+    if open.is_empty() {
+        return;
+    }
+    let mut digests = vec![[0u8; DIGEST_LEN]; open.len()];
+    {
+        let bodies: Vec<&[u8]> = open
+            .iter()
+            .map(|r| &r.data[MAGIC.len()..r.data.len() - DIGEST_LEN])
+            .collect();
+        super::md5::digest_many(&bodies, &mut digests);
+    }
+    for (record, digest) in open.iter_mut().zip(&digests) {
+        // Nothing else holds the new buffer yet: no copy.
+        let mut data = BytesMut::from(std::mem::take(&mut record.data));
+        let end = data.len();
+        data[end - DIGEST_LEN..].copy_from_slice(digest);
+        record.data = data.freeze();
+        record.unsealed = false;
     }
 }
 

@@ -3,7 +3,6 @@
 use std::ops::RangeInclusive;
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use prost::Message;
 
 use super::proto::AggregatedRecord;
@@ -96,7 +95,7 @@ impl Deaggregator {
             return Ok(None);
         }
         let body = data.slice(MAGIC.len()..data.len() - DIGEST_LEN);
-        let digest = Md5::digest(&body);
+        let digest = super::md5::digest(&body);
         if digest.as_slice() != &data[data.len() - DIGEST_LEN..] {
             return self.not_aggregated("its MD5 trailer does not match its contents");
         }

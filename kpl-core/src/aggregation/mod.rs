@@ -31,8 +31,10 @@
 
 mod aggregator;
 mod deaggregator;
+pub(crate) mod md5;
 pub(crate) mod proto;
 
+pub(crate) use aggregator::seal;
 pub use aggregator::{Aggregator, KinesisRecord};
 pub use deaggregator::{DeaggregatedRecord, Deaggregator, deaggregate};
 

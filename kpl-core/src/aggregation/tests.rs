@@ -1,5 +1,5 @@
+use ::md5::{Digest, Md5};
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use proptest::prelude::*;
 use prost::Message;
 

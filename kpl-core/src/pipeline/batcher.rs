@@ -111,7 +111,8 @@ impl<T: AsRef<crate::record::UserRecord>> Batch for Aggregator<T> {
     }
 
     fn take(&mut self) -> Option<KinesisRecord<T>> {
-        self.finish()
+        // Sealed with the rest of its request (`Sender::enqueue`).
+        self.finish_unsealed()
     }
 }
 

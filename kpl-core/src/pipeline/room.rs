@@ -96,11 +96,12 @@ impl Shared {
         self.byte_permits.add_permits(size);
     }
 
-    /// Counts a record that took its room as buffered.
-    pub(crate) fn buffered(&self, size: usize) {
-        self.outstanding.fetch_add(1, Relaxed);
-        self.buffered_bytes.fetch_add(size as u64, Relaxed);
-        self.metrics.received(1);
+    /// Counts `records` that took their room (`bytes` in all) as
+    /// buffered, before they reach the pipeline.
+    pub(crate) fn buffered(&self, records: u64, bytes: usize) {
+        self.outstanding.fetch_add(records, Relaxed);
+        self.buffered_bytes.fetch_add(bytes as u64, Relaxed);
+        self.metrics.received(records);
     }
 }
 

@@ -230,5 +230,6 @@ pub(crate) fn single(p: Pending) -> KinesisRecord<Pending> {
         explicit_hash_key: p.record.explicit_hash_key().map(str::to_owned),
         data: p.record.data().clone(),
         records: vec![p],
+        unsealed: false,
     }
 }

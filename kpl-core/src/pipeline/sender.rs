@@ -58,7 +58,10 @@ impl Sender {
         }
     }
 
-    pub fn enqueue(&mut self, stream: StreamId, batch: Vec<Outbound>) {
+    pub fn enqueue(&mut self, stream: StreamId, mut batch: Vec<Outbound>) {
+        // Every Kinesis record of a request gets there: its aggregates'
+        // MD5 trailers are written together.
+        crate::aggregation::seal(batch.iter_mut().map(|ob| &mut ob.record));
         self.queue.push_back((stream, batch));
     }
 

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::Producer;
 use super::spooled::spool_one;
 use crate::error::{Error, ErrorKind};
+use crate::hash::HashKey;
 use crate::pipeline::{Command, Pending, Reply, send_command};
 use crate::record::UserRecord;
 
@@ -19,6 +20,21 @@ impl Producer {
     /// A refused record's reply is forgotten: the caller reports the
     /// refusal itself, so the record gets exactly one outcome.
     pub(super) fn admit(&self, record: UserRecord, reply: Reply) -> Result<Admitted, Error> {
+        let mut a = self.admit_unhashed(record, reply)?;
+        if a.unhashed {
+            a.hash_key = HashKey::from_partition_key(a.record.partition_key());
+            a.unhashed = false;
+        }
+        Ok(a)
+    }
+
+    /// Like [`admit`](Self::admit), but a record routed by its partition
+    /// key comes back `unhashed`: a batch put hashes its keys together.
+    pub(super) fn admit_unhashed(
+        &self,
+        record: UserRecord,
+        reply: Reply,
+    ) -> Result<Admitted, Error> {
         let refuse = |reply: Reply, e: Error, record: UserRecord| {
             reply.forget();
             Err(e.with_record(record))
@@ -37,14 +53,15 @@ impl Producer {
                 return refuse(reply, e, record);
             }
         };
-        let hash_key = match record.validate(self.inner.config.max_user_record_size) {
+        let explicit = match record.check(self.inner.config.max_user_record_size) {
             Ok(h) => h,
             Err(e) => return refuse(reply, e, record),
         };
         Ok(Admitted {
             record,
             stream,
-            hash_key,
+            hash_key: explicit.unwrap_or(HashKey::MIN),
+            unhashed: explicit.is_none(),
             reply,
         })
     }
@@ -52,14 +69,20 @@ impl Producer {
     /// Stamps the record's clock once it has room: its buffering time and
     /// TTL start now.
     pub(super) fn arrived(&self, a: Admitted, size: usize) -> Pending {
-        self.inner.shared.buffered(size);
+        self.inner.shared.buffered(1, size);
+        self.arrived_at(a, Instant::now())
+    }
+
+    /// Stamps the record's clock with `now`; the caller counts it as
+    /// buffered (`Shared::buffered`) before the pipeline has it.
+    pub(super) fn arrived_at(&self, a: Admitted, now: Instant) -> Pending {
         Pending::new(
             a.record,
             a.stream,
             a.hash_key,
             a.reply,
             &self.inner.config,
-            Instant::now(),
+            now,
         )
     }
 
@@ -164,7 +187,9 @@ impl Producer {
 pub(crate) struct Admitted {
     pub(crate) record: UserRecord,
     pub(crate) stream: Arc<str>,
-    pub(crate) hash_key: crate::hash::HashKey,
+    pub(crate) hash_key: HashKey,
+    /// `hash_key` is still to be computed from the partition key.
+    pub(crate) unhashed: bool,
     pub(crate) reply: Reply,
 }
 

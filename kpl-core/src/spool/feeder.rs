@@ -196,7 +196,7 @@ impl Feeder<'_> {
             };
             match checked {
                 Ok((stream, hash_key)) => {
-                    shared.buffered(size);
+                    shared.buffered(1, size);
                     let mut p =
                         Pending::new(s.record, stream, hash_key, reply, config, Instant::now());
                     p.spool_seq = Some(s.seq);

@@ -231,7 +231,7 @@ impl Spool {
         for (_, a, seq) in chunk.drain(..) {
             let size = a.record.size();
             if st.backlog.is_empty() && handoff.shared.try_reserve(size) {
-                handoff.shared.buffered(size);
+                handoff.shared.buffered(1, size);
                 let mut p = Pending::new(
                     a.record,
                     a.stream,
