@@ -279,7 +279,7 @@ try:
     good = [r for r in base if r.get("records_per_cpu_s")]
     short = {"rust": "kpl-rs Rust", "c": "kpl-rs C", "node": "kpl-rs Node put", "node-many": "kpl-rs Node putMany",
              "python": "kpl-rs Py put_many", "python-put": "kpl-rs Py put", "python-async": "kpl-rs Py async put",
-             "kpl-java": "KPL naive", "kpl-pooled": "KPL advised POOLED", "kpl-per-request": "KPL advised PER_REQUEST"}
+             "kpl-java": "KPL naive", "go": "a8m (Go)", "kpl-pooled": "KPL advised POOLED", "kpl-per-request": "KPL advised PER_REQUEST"}
     names = [short.get(r["peer"], label(r["peer"]).split(" (")[0]) for r in good]
     mx = [p_ for p_ in MATRIX if any(by.get((p_, c), {}).get("records_per_cpu_s") for c in cells_run)]
     cols = 3 if len(cells_run) > 1 and mx else 2
