@@ -85,7 +85,11 @@ cleanup() {
 }
 trap cleanup EXIT
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
-[[ -x /usr/bin/time ]] || { log "installing GNU time"; apt-get install -y -q time >/dev/null; }
+if [[ ! -x /usr/bin/time ]]; then
+    log "installing GNU time (apt)"
+    sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq time; } >/dev/null || { log "cannot install GNU time"; exit 1; }
+fi
 setup_err() { # peer, message: the peer cannot run; its row says why
     printf '%s\n' "$2" | tail -c 600 >"$W/setup-$1.err"
     log "setup $1 failed: $(tail -n1 "$W/setup-$1.err")"
