@@ -265,8 +265,11 @@ lines += ["", "Notes:", "",
           "- p50/p99 are put-to-result latencies, only for peers that report a result per record "
           "(aws-kinesis-agg + SDK and a8m do not). Drivers without back-pressure of their own offer the whole "
           "workload at once, so their latency includes queueing behind the rest of it.",
-          "- The naive KPL run and the kpl-rs Node `put()` / Python `put` drivers keep a future per record for the "
-          "whole run: that is in their RSS and CPU.",
+          "- The naive KPL run and the kpl-rs Node `put()` / Python `put` / `AsyncProducer` drivers keep a future per "
+          "record for the whole run: that is in their RSS and CPU.",
+          "- Python `AsyncProducer`: `await put()` returns without suspending while there is room, so the driver's "
+          "loop yields to the event loop only when the buffer is full; results (and their latency samples) wait "
+          "until it does, which is in its p50/p99, not in its records/s (first put to last result).",
           "", "Versions:", ""]
 for k in ("kpl-rs", "amazon-kinesis-producer", "a8m/kinesis-producer", "pip", "npm", "node", "java", "go", "python"):
     lines.append(f"- {k}: " + " ".join(str(v.get(k, "")).split()))
