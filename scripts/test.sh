@@ -20,7 +20,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export KPL_BIN="${KPL_BIN:-$TARGET_DIR/debug/kpl}"
 VENV="$ROOT/.venv"
 
-ALL_STEPS=(lint build rust sim python node c node_binding python_binding docs package)
+ALL_STEPS=(lint build rust sim python node c node_binding python_binding docs package bench_smoke)
 FAILED=()
 PASSED=()
 
@@ -273,6 +273,33 @@ step_package() {
     cc -std=c99 -Wall -Wextra -Werror -Wno-unused-function -Itests/c tests/package/c/consumer.c \
         $(PKG_CONFIG_PATH="$sdk/lib/pkgconfig" pkg-config --cflags --libs kpl) -o "$work/consumer-pc"
     "$work/consumer-pc"
+}
+
+step_bench_smoke() {
+    # benches/peers end to end with tiny counts, so the benchmark keeps
+    # working: ours from Rust and C against kpl-sim (two workload cells),
+    # the memory, embedded and paced sections, and the report. It reuses the
+    # package step's release build (profile dist), else target/release; no
+    # JVM, Go or PyPI installs. No timed assertions: it checks the report was
+    # written and every row ran (status ok, every record read back once).
+    setup_c_tools
+    local bin="" dir
+    for dir in "$TARGET_DIR/$(uname -m)-unknown-linux-gnu/dist" "$TARGET_DIR/release"; do
+        if [[ -x "$dir/kpl" && -f "$dir/libkpl.so" ]]; then
+            bin="$dir"
+            break
+        fi
+    done
+    if [[ -z "$bin" ]]; then
+        echo "bench_smoke: no release build of kpl and libkpl.so; run the package step first" >&2
+        return 1
+    fi
+    local out="$TARGET_DIR/bench-smoke"
+    rm -rf "$out"
+    benches/peers/run.sh --no-build --no-idle-wait --bin-dir "$bin" --out "$out" --timeout 60 \
+        --records 2000 --peers rust,c --cells 100b,1kb --sections peers,memory,embedded,paced \
+        --mem-records 2000 --embedded-records 2000 --embedded-runs 1 --paced-records 1500
+    python3 scripts/bench_smoke_check.py "$out"
 }
 
 # ----------------------------------------------------------------- main --

@@ -23,11 +23,11 @@ def last_json(text):
 
 
 a = argparse.ArgumentParser()
-for f in ("name", "records", "rc", "time", "out", "err", "stats", "readback", "setup-error"):
+for f in ("name", "cell", "size", "keys", "records", "rc", "time", "out", "err", "stats", "readback", "setup-error"):
     a.add_argument("--" + f)
 o = a.parse_args()
 n = int(o.records)
-row = {"peer": o.name, "records": n}
+row = {"peer": o.name, "cell": o.cell, "record_size": int(o.size), "keys": int(o.keys), "records": n}
 if o.setup_error:
     row["status"] = "not run: " + " ".join(read(o.setup_error).split())[-400:]
     print(json.dumps(row))

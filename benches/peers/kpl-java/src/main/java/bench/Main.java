@@ -22,7 +22,11 @@ import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 
 /** The reference KPL 1.x against kpl-sim's TLS port, one JSON line per run.
  *
- *  Main throughput HOST PORT STREAM N SIZE KEYS       every record as fast as addUserRecord takes it
+ *  Main throughput HOST PORT STREAM N SIZE KEYS       naive: every record as fast as addUserRecord takes it
+ *                                                     (N futures outstanding at once)
+ *  Main advised HOST PORT STREAM N SIZE KEYS MODEL CAP as the KPL's README advises: before each put, wait
+ *                                                     (1 ms sleeps) while getOutstandingRecordsCount() > CAP;
+ *                                                     ThreadingModel MODEL (POOLED or PER_REQUEST)
  *  Main latency    HOST PORT STREAM N SIZE KEYS RATE  paced at RATE records/s (limits on, as configured)
  *  Main memory     HOST PORT STREAM N SIZE KEYS       N records buffered against an endpoint that never
  *                                                     answers; RSS growth per record (JVM + daemon)
@@ -85,18 +89,22 @@ public final class Main {
     long port = Long.parseLong(a[2]);
     int n = Integer.parseInt(a[4]), size = Integer.parseInt(a[5]), keys = Integer.parseInt(a[6]);
     switch (mode) {
-      case "throughput": timed(host, port, stream, n, size, keys, 0); break;
-      case "latency": timed(host, port, stream, n, size, keys, Double.parseDouble(a[7])); break;
+      case "throughput": timed(host, port, stream, n, size, keys, 0, null, 0); break;
+      case "advised": timed(host, port, stream, n, size, keys, 0, a[7], Long.parseLong(a[8])); break;
+      case "latency": timed(host, port, stream, n, size, keys, Double.parseDouble(a[7]), null, 0); break;
       case "memory": memory(host, port, stream, n, size, keys); break;
-      default: throw new IllegalArgumentException("mode " + mode + ": expected throughput, latency or memory");
+      default: throw new IllegalArgumentException("mode " + mode + ": expected throughput, advised, latency or memory");
     }
     System.exit(0);
   }
 
-  /** Puts N records (paced at rate/s when rate > 0) with a callback per future. */
-  static void timed(String host, long port, String stream, int n, int size, int keys, double rate) throws Exception {
+  /** Puts N records (paced at rate/s when rate > 0; at most cap outstanding when cap > 0) with a
+   *  callback per future; threading null keeps the default ThreadingModel (PER_REQUEST). */
+  static void timed(String host, long port, String stream, int n, int size, int keys, double rate,
+      String threading, long cap) throws Exception {
     KinesisProducerConfiguration cfg = new KinesisProducerConfiguration().setRecordMaxBufferedTime(100);
     if (rate == 0) cfg.setRateLimit(1000000); // limits off, as the simulator's
+    if (threading != null) cfg.setThreadingModel(KinesisProducerConfiguration.ThreadingModel.valueOf(threading));
     KinesisProducer kp = producer(host, port, cfg);
     double[] lat = new double[n];
     AtomicLong failed = new AtomicLong();
@@ -108,6 +116,12 @@ public final class Main {
         long due = t0 + (long) (i / rate * 1e9);
         long wait = due - System.nanoTime();
         if (wait > 0) TimeUnit.NANOSECONDS.sleep(wait);
+      }
+      // The back-pressure loop of the KPL's README and sample producer.
+      if (cap > 0) {
+        while (kp.getOutstandingRecordsCount() > cap) {
+          Thread.sleep(1);
+        }
       }
       final int idx = i;
       final long sent = System.nanoTime();
@@ -133,8 +147,10 @@ public final class Main {
     kp.destroy();
     Arrays.sort(lat);
     System.out.printf("{\"records\":%d,\"seconds\":%.4f,\"records_per_sec\":%.0f,\"latency_ms_p50\":%.3f,"
-        + "\"latency_ms_p99\":%.3f,\"failed\":%d,\"offered_per_sec\":%.0f,\"tree_cpu_s\":%.2f,\"tree_peak_rss_mb\":%.1f}%n",
-        n, secs, n / secs, lat[n / 2], lat[(int) (n * 0.99)], failed.get(), rate, cpu, hwm / 1048576.0);
+        + "\"latency_ms_p99\":%.3f,\"failed\":%d,\"offered_per_sec\":%.0f,\"tree_cpu_s\":%.2f,\"tree_peak_rss_mb\":%.1f,"
+        + "\"threading_model\":\"%s\",\"outstanding_cap\":%d}%n",
+        n, secs, n / secs, lat[n / 2], lat[(int) (n * 0.99)], failed.get(), rate, cpu, hwm / 1048576.0,
+        cfg.getThreadingModel(), cap);
   }
 
   /** N records held by the producer (the endpoint never answers): RSS growth of JVM + daemon per record. */
