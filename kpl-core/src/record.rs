@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use compact_str::CompactString;
 
 use crate::error::{Error, ErrorKind};
 use crate::hash::HashKey;
@@ -29,8 +30,13 @@ pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     stream: Option<Arc<str>>,
-    partition_key: String,
-    explicit_hash_key: Option<String>,
+    /// The partition key, then the explicit hash key if there is one: one
+    /// string, held inline when it is short (most keys are), so a buffered
+    /// record costs no allocation for its keys.
+    keys: CompactString,
+    /// Bytes of `keys` that are the partition key.
+    key_len: u32,
+    has_explicit_hash_key: bool,
     data: Bytes,
 }
 
@@ -38,10 +44,14 @@ impl UserRecord {
     /// A record with a partition key and a payload, for the producer's
     /// default stream.
     pub fn new(partition_key: impl Into<String>, data: impl Into<Bytes>) -> UserRecord {
+        let keys = CompactString::from(partition_key.into());
         UserRecord {
             stream: None,
-            partition_key: partition_key.into(),
-            explicit_hash_key: None,
+            // Keys over 4 GiB cannot be built; a long one is refused by
+            // `validate` with its length.
+            key_len: keys.len() as u32,
+            keys,
+            has_explicit_hash_key: false,
             data: data.into(),
         }
     }
@@ -55,7 +65,9 @@ impl UserRecord {
     /// Routes the record by this decimal hash key instead of its partition
     /// key's MD5.
     pub fn with_explicit_hash_key(mut self, explicit_hash_key: impl Into<String>) -> UserRecord {
-        self.explicit_hash_key = Some(explicit_hash_key.into());
+        self.keys.truncate(self.key_len as usize);
+        self.keys.push_str(&explicit_hash_key.into());
+        self.has_explicit_hash_key = true;
         self
     }
 
@@ -70,12 +82,13 @@ impl UserRecord {
 
     /// The partition key.
     pub fn partition_key(&self) -> &str {
-        &self.partition_key
+        &self.keys[..self.key_len as usize]
     }
 
     /// The explicit hash key, if one was set.
     pub fn explicit_hash_key(&self) -> Option<&str> {
-        self.explicit_hash_key.as_deref()
+        self.has_explicit_hash_key
+            .then(|| &self.keys[self.key_len as usize..])
     }
 
     /// The payload.
@@ -86,7 +99,7 @@ impl UserRecord {
     /// Bytes the record counts against Kinesis' record and request limits:
     /// partition key plus data.
     pub fn size(&self) -> usize {
-        self.partition_key.len() + self.data.len()
+        self.key_len as usize + self.data.len()
     }
 
     /// Checks the record against Kinesis' rules and returns its hash key.
@@ -106,7 +119,7 @@ impl UserRecord {
     pub fn validate(&self, max_record_size: usize) -> Result<HashKey, Error> {
         match self.check(max_record_size)? {
             Some(explicit) => Ok(explicit),
-            None => Ok(HashKey::from_partition_key(&self.partition_key)),
+            None => Ok(HashKey::from_partition_key(self.partition_key())),
         }
     }
 
@@ -114,7 +127,7 @@ impl UserRecord {
     /// `Some` is the explicit hash key, `None` means the partition key's
     /// MD5 routes it (batch puts hash a chunk's keys together).
     pub(crate) fn check(&self, max_record_size: usize) -> Result<Option<HashKey>, Error> {
-        let chars = self.partition_key.chars().count();
+        let chars = self.partition_key().chars().count();
         if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
             return Err(Error::new(
                 ErrorKind::InvalidRecord,
@@ -133,12 +146,11 @@ impl UserRecord {
                      raise it (up to 10485760) for streams whose MaxRecordSizeInKiB allows more",
                     self.size(),
                     self.data.len(),
-                    self.partition_key.len()
+                    self.key_len
                 ),
             ));
         }
-        self.explicit_hash_key
-            .as_deref()
+        self.explicit_hash_key()
             .map(HashKey::parse_explicit)
             .transpose()
     }
@@ -156,9 +168,9 @@ impl fmt::Debug for UserRecord {
         if let Some(stream) = &self.stream {
             d.field("stream", stream);
         }
-        d.field("partition_key", &self.partition_key);
-        if let Some(ehk) = &self.explicit_hash_key {
-            d.field("explicit_hash_key", ehk);
+        d.field("partition_key", &self.partition_key());
+        if let Some(ehk) = self.explicit_hash_key() {
+            d.field("explicit_hash_key", &ehk);
         }
         // Payloads can be megabytes; their length is what helps in a log.
         d.field("data_len", &self.data.len()).finish()

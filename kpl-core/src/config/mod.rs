@@ -140,11 +140,13 @@ pub struct Config {
     /// Longest a waiting put waits for buffer room (`UserRecordTimeoutInMillis`,
     /// 0 = no limit).
     pub user_record_timeout: Duration = Duration::ZERO => ["UserRecordTimeoutInMillis": Millis(0, NO_MAX)],
-    /// Most records buffered before puts wait (kpl-rs `MaxBufferedRecords`, 500000).
-    pub max_buffered_records: usize = 500_000 => ["MaxBufferedRecords": Int(1, u32::MAX as u64)],
+    /// Most records buffered before puts wait (kpl-rs `MaxBufferedRecords`,
+    /// 100000: about 25 MB of 100-byte records, and more than enough to keep
+    /// MaxConnections requests of CollectionMaxSize full).
+    pub max_buffered_records: usize = 100_000 => ["MaxBufferedRecords": Int(1, u32::MAX as u64)],
     /// Most payload bytes buffered before puts wait (kpl-rs `MaxBufferedBytes`,
-    /// 268435456 = 256 MiB).
-    pub max_buffered_bytes: usize = 256 * 1024 * 1024 => ["MaxBufferedBytes": Int(65_536, NO_MAX)],
+    /// 67108864 = 64 MiB).
+    pub max_buffered_bytes: usize = 64 * 1024 * 1024 => ["MaxBufferedBytes": Int(65_536, NO_MAX)],
     /// Directory of the durable spool (kpl-rs `SpoolDirectory`; empty, the
     /// default: no spool). With a spool, a put returns once its record is
     /// on disk, records leave the disk only with a final result, a producer

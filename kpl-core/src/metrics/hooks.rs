@@ -139,21 +139,21 @@ impl Hooks {
         if self.windows.is_none() {
             return;
         }
-        let s = self.acc.stream(&first.stream);
+        let s = self.acc.stream(first.stream());
         let slot = self.acc.slot(s, Some(shard));
         let (mut data, mut buffering, mut retries) =
             (StatSet::EMPTY, StatSet::EMPTY, StatSet::EMPTY);
         for p in &kr.records {
             data.add(p.record.data().len() as f64);
-            for a in &p.attempts {
+            for a in p.attempts() {
                 buffering.add(ms(a.delay));
             }
             let tries = match attempt_start {
                 Some(start) => {
-                    buffering.add(ms(start.saturating_duration_since(p.last_attempt_end)));
-                    p.attempts.len()
+                    buffering.add(ms(start.saturating_duration_since(p.last_attempt_end())));
+                    p.attempts().len()
                 }
-                None => p.attempts.len().saturating_sub(1),
+                None => p.attempts().len().saturating_sub(1),
             };
             retries.add(tries as f64);
         }
@@ -176,26 +176,26 @@ impl Hooks {
         if self.windows.is_none() {
             return;
         }
-        let s = self.acc.stream(&p.stream);
+        let s = self.acc.stream(&p.stream());
         let slot = self.acc.slot(s, None);
         self.acc.put(slot, Name::UserRecordsPut, 0.0);
         if expired {
             self.acc.put(slot, Name::UserRecordExpired, 1.0);
         }
-        if p.attempts.is_empty() {
+        if p.attempts().is_empty() {
             self.acc.put(
                 slot,
                 Name::BufferingTime,
-                ms(now.saturating_duration_since(p.arrival)),
+                ms(now.saturating_duration_since(p.arrival())),
             );
         }
-        for a in &p.attempts {
+        for a in p.attempts() {
             self.acc.put(slot, Name::BufferingTime, ms(a.delay));
         }
         self.acc.put(
             slot,
             Name::RetriesPerRecord,
-            p.attempts.len().saturating_sub(1) as f64,
+            p.attempts().len().saturating_sub(1) as f64,
         );
         self.acc.add_pending(s, -1);
     }

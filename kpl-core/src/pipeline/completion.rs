@@ -41,7 +41,7 @@ impl Engine {
         }
         let span = (c.started, c.ended);
         if let Some(stream) = c.batch.first().and_then(|ob| ob.record.records.first()) {
-            let stream = stream.stream.clone();
+            let stream = stream.stream().clone();
             self.resolution.metrics_hooks().request(
                 &stream,
                 c.ended.saturating_duration_since(c.started),
@@ -88,7 +88,7 @@ impl Engine {
             self.carry_out(id, ob, verdict, failure.as_ref(), span, now, &mut again);
         }
         self.retry(again.now, Duration::ZERO, now);
-        if let Some(most) = again.later.iter().map(|p| p.attempts.len()).max() {
+        if let Some(most) = again.later.iter().map(|p| p.attempts().len()).max() {
             let delay = self.jitter(retrier::backoff_after(most));
             self.retry(again.later, delay, now);
         }
@@ -125,7 +125,7 @@ impl Engine {
             Verdict::Retry(Pace::Limiter) => again.now.extend(attempted(ob, span, failure)),
             Verdict::Retry(Pace::Attempts) => {
                 for p in attempted(ob, span, failure) {
-                    if p.attempts.len() <= 1 {
+                    if p.attempts().len() <= 1 {
                         again.now.push(p);
                     } else {
                         again.later.push(p);

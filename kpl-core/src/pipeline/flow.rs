@@ -24,7 +24,7 @@ impl Engine {
             return self.resolution.refuse(p, err);
         }
         self.resolution.admit(&mut p);
-        let id = self.stream_for(&p.stream, now);
+        let id = self.stream_for(&p.stream(), now);
         if let Some(stream) = self.streams.get_mut(id) {
             stream.last_put = now;
         }
@@ -33,12 +33,12 @@ impl Engine {
 
     /// Routes a record (new, or to be sent again) by its stream's map.
     pub(super) fn route(&mut self, p: Pending, now: Instant) {
-        let id = self.stream_for(&p.stream, now);
+        let id = self.stream_for(&p.stream(), now);
         self.route_in(id, p, now);
     }
 
     fn route_in(&mut self, id: StreamId, mut p: Pending, now: Instant) {
-        if now >= p.expiry {
+        if now >= p.expiry(&self.config) {
             return self.resolution.expire(p, now);
         }
         let Some(stream) = self.streams.get_mut(id) else {
@@ -47,20 +47,20 @@ impl Engine {
         if let Some(limit) = stream.max_record_size
             && let Some((err, attempt)) = record_size::over_stream_limit(
                 &p.record,
-                &p.stream,
+                &p.stream(),
                 limit,
-                now.saturating_duration_since(p.last_attempt_end),
+                now.saturating_duration_since(p.last_attempt_end()),
             )
         {
             p.keep_attempt(attempt.into());
             return self.resolution.fail(p, err, now);
         }
-        if p.gated.is_some() {
+        if p.gated {
             // Out under StrictOrdering: back to its shard's head.
             stream.resend.push(p);
             return self.resending.push(id);
         }
-        match stream.route_of(p.hash_key.0) {
+        match stream.route_of(p.hash_key().0) {
             Route::Wait => stream.unrouted.push(p),
             // Records sent plain pass no gate: under StrictOrdering they
             // wait for a map (ListShards is retried; their TTL still runs).
@@ -95,7 +95,7 @@ impl Engine {
         let deadline = if self.resolution.is_forced(&p) {
             now
         } else {
-            p.deadline
+            p.deadline(&self.config)
         };
         if !self.config.aggregation_enabled {
             return self.enqueue_shard(id, shard, single(p), now);
@@ -233,7 +233,13 @@ impl Engine {
             .records
             .iter()
             .any(|p| self.resolution.is_forced(p));
-        let deadline = match ob.record.records.iter().map(|p| p.deadline).min() {
+        let deadline = match ob
+            .record
+            .records
+            .iter()
+            .map(|p| p.deadline(&self.config))
+            .min()
+        {
             Some(_) if forced => now,
             Some(d) => d,
             None => now,
@@ -270,9 +276,14 @@ impl Engine {
     pub(super) fn dispatch(&mut self, id: StreamId, batch: Vec<Outbound>, now: Instant) {
         let mut live = Vec::with_capacity(batch.len());
         for ob in batch {
-            if ob.record.records.iter().any(|p| now >= p.expiry) {
+            if ob
+                .record
+                .records
+                .iter()
+                .any(|p| now >= p.expiry(&self.config))
+            {
                 for p in ob.record.records {
-                    if now >= p.expiry {
+                    if now >= p.expiry(&self.config) {
                         self.resolution.expire(p, now);
                     } else {
                         self.route(p, now);

@@ -46,7 +46,7 @@ pub(crate) trait Keyed {
 impl Keyed for KinesisRecord<Pending> {
     fn for_each_key(&self, mut f: impl FnMut(u128)) {
         for p in &self.records {
-            f(p.hash_key.0);
+            f(p.hash_key().0);
         }
     }
 }
@@ -153,7 +153,7 @@ impl Engine {
         let shard_id = state.id.clone();
         for mut record in picked.go {
             for p in &mut record.records {
-                p.gated = Some(id);
+                p.gated = true;
             }
             let shard = Some(shard_id.clone());
             self.collect(id, Outbound { record, shard }, now);
@@ -172,7 +172,12 @@ impl Engine {
         }
         loop {
             let mut drain: Vec<(StreamId, usize)> = Vec::new();
-            for (id, key) in self.resolution.take_ungated() {
+            for (name, key) in self.resolution.take_ungated() {
+                // A stream leaves the table only when it holds nothing, so
+                // the one of this name is the record's.
+                let Some(id) = self.streams.find(&name) else {
+                    continue;
+                };
                 if let Some(stream) = self.streams.get_mut(id)
                     && stream.gate.give_back(key)
                     && let Route::Shard(i) = stream.route_of(key)
@@ -204,13 +209,13 @@ impl Engine {
         let mut by_shard: Vec<(usize, Vec<Pending>)> = Vec::new();
         let mut unrouted = Vec::new();
         for mut p in std::mem::take(&mut stream.resend) {
-            if now >= p.expiry {
+            if now >= p.expiry(&self.config) {
                 expired.push(p);
                 continue;
             }
-            stream.gate.give_back(p.hash_key.0);
-            p.gated = None;
-            match stream.route_of(p.hash_key.0) {
+            stream.gate.give_back(p.hash_key().0);
+            p.gated = false;
+            match stream.route_of(p.hash_key().0) {
                 Route::Shard(i) => match by_shard.iter_mut().find(|(s, _)| *s == i) {
                     Some((_, ps)) => ps.push(p),
                     None => by_shard.push((i, vec![p])),

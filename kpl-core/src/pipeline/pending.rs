@@ -1,22 +1,24 @@
 //! A user record inside the pipeline, and where its result goes.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::room::Room;
+use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::hash::HashKey;
 use crate::record::{Attempt, KEPT_ATTEMPTS, PutResult, UserRecord};
 
 /// One callback for a batch of records, told each record's position.
-pub(crate) type IndexedCallback = Arc<dyn Fn(usize, Result<PutResult, Error>) + Send + Sync>;
+/// (A box in the `Arc`: a record's reply then holds a thin pointer.)
+pub(crate) type IndexedCallback = Arc<Box<dyn Fn(usize, Result<PutResult, Error>) + Send + Sync>>;
 
 /// Like [`IndexedCallback`], handed each record's buffer room too.
 pub(crate) type IndexedRoomCallback =
-    Arc<dyn Fn(usize, Result<PutResult, Error>, Room) + Send + Sync>;
+    Arc<Box<dyn Fn(usize, Result<PutResult, Error>, Room) + Send + Sync>>;
 
 /// The shared callback of a batch put, without a position.
 #[derive(Clone)]
@@ -50,15 +52,22 @@ impl BatchCallback {
 /// callback waits forever.
 pub(crate) struct Reply(Option<ReplyTo>);
 
+/// Every variant is one pointer (and a position): a reply is 16 bytes.
 enum ReplyTo {
     Channel(oneshot::Sender<Result<PutResult, Error>>),
-    Callback(Box<dyn FnOnce(Result<PutResult, Error>) + Send>),
+    Callback(Box<Box<dyn FnOnce(Result<PutResult, Error>) + Send>>),
     /// A batch's shared callback and this record's position in the batch:
     /// no allocation per record.
-    Indexed(IndexedCallback, usize),
+    Indexed(IndexedCallback, u32),
     /// A callback that takes the record's buffer room along (see [`Room`]).
-    CallbackWithRoom(Box<dyn FnOnce(Result<PutResult, Error>, Room) + Send>),
-    IndexedWithRoom(IndexedRoomCallback, usize),
+    CallbackWithRoom(Box<Box<dyn FnOnce(Result<PutResult, Error>, Room) + Send>>),
+    IndexedWithRoom(IndexedRoomCallback, u32),
+}
+
+/// A batch position as a reply keeps it (batches are cut in chunks far
+/// smaller than 2^32 records).
+fn position(index: usize) -> u32 {
+    u32::try_from(index).expect("a batch position fits in u32")
 }
 
 impl Reply {
@@ -67,19 +76,19 @@ impl Reply {
     }
 
     pub fn callback(f: Box<dyn FnOnce(Result<PutResult, Error>) + Send>) -> Reply {
-        Reply(Some(ReplyTo::Callback(f)))
+        Reply(Some(ReplyTo::Callback(Box::new(f))))
     }
 
     pub fn indexed(f: IndexedCallback, index: usize) -> Reply {
-        Reply(Some(ReplyTo::Indexed(f, index)))
+        Reply(Some(ReplyTo::Indexed(f, position(index))))
     }
 
     pub fn callback_with_room(f: Box<dyn FnOnce(Result<PutResult, Error>, Room) + Send>) -> Reply {
-        Reply(Some(ReplyTo::CallbackWithRoom(f)))
+        Reply(Some(ReplyTo::CallbackWithRoom(Box::new(f))))
     }
 
     pub fn indexed_with_room(f: IndexedRoomCallback, index: usize) -> Reply {
-        Reply(Some(ReplyTo::IndexedWithRoom(f, index)))
+        Reply(Some(ReplyTo::IndexedWithRoom(f, position(index))))
     }
 
     /// Whether the result takes its record's buffer room along, to give it
@@ -96,8 +105,8 @@ impl Reply {
     /// spool's backlog); any other reply comes back as it was.
     pub fn into_batch(mut self) -> Result<(BatchCallback, usize), Reply> {
         match self.0.take() {
-            Some(ReplyTo::Indexed(f, i)) => Ok((BatchCallback::Plain(f), i)),
-            Some(ReplyTo::IndexedWithRoom(f, i)) => Ok((BatchCallback::WithRoom(f), i)),
+            Some(ReplyTo::Indexed(f, i)) => Ok((BatchCallback::Plain(f), i as usize)),
+            Some(ReplyTo::IndexedWithRoom(f, i)) => Ok((BatchCallback::WithRoom(f), i as usize)),
             other => {
                 self.0 = other;
                 Err(self)
@@ -156,11 +165,11 @@ fn deliver(to: ReplyTo, result: Result<PutResult, Error>, room: Room) {
         }
         ReplyTo::Indexed(f, i) => {
             drop(room);
-            catch_unwind(AssertUnwindSafe(move || f(i, result)))
+            catch_unwind(AssertUnwindSafe(move || f(i as usize, result)))
         }
         ReplyTo::CallbackWithRoom(f) => catch_unwind(AssertUnwindSafe(move || f(result, room))),
         ReplyTo::IndexedWithRoom(f, i) => {
-            catch_unwind(AssertUnwindSafe(move || f(i, result, room)))
+            catch_unwind(AssertUnwindSafe(move || f(i as usize, result, room)))
         }
     };
     if let Err(panic) = outcome {
@@ -174,24 +183,34 @@ fn deliver(to: ReplyTo, result: Result<PutResult, Error>, room: Room) {
 }
 
 /// A user record inside the producer, with its bookkeeping.
+///
+/// A buffered record costs its `Pending` plus its data, so what most
+/// records never need (earlier attempts, a spool sequence number) lives in
+/// a box they do not have, the stream is the record's own, the hash key is
+/// kept 8-byte aligned, and deadline and expiry follow from the arrival.
 pub(crate) struct Pending {
+    /// The record, naming its stream (admission fills in the default).
     pub record: UserRecord,
-    pub stream: Arc<str>,
-    pub hash_key: HashKey,
-    pub arrival: Instant,
-    pub deadline: Instant,
-    pub expiry: Instant,
-    pub last_attempt_end: Instant,
-    pub attempts: Vec<Tried>,
-    pub epoch: u64,
-    /// Under `StrictOrdering`: the stream whose gate counts this record
-    /// out (`ordering`), from when it leaves its shard's queue until it is
-    /// resolved or put back.
-    pub gated: Option<super::streams::StreamId>,
+    hash_key: [u64; 2],
+    arrival: Stamp,
+    extra: Option<Box<Extra>>,
+    pub reply: Reply,
+    pub epoch: u32,
+    /// Under `StrictOrdering`: whether its stream's gate counts this
+    /// record out (`ordering`), from when it leaves its shard's queue until
+    /// it is resolved or put back.
+    pub gated: bool,
+}
+
+/// What few records carry.
+#[derive(Default)]
+struct Extra {
+    /// Attempts that failed, at most [`KEPT_ATTEMPTS`].
+    attempts: Vec<Tried>,
+    last_attempt_end: Option<Instant>,
     /// The record's sequence number in the spool, if it is spooled: it
     /// leaves the spool once it has a final result.
-    pub spool_seq: Option<u64>,
-    pub reply: Reply,
+    spool_seq: Option<u64>,
 }
 
 impl AsRef<UserRecord> for Pending {
@@ -208,24 +227,73 @@ impl Pending {
         stream: Arc<str>,
         hash_key: HashKey,
         reply: Reply,
-        config: &crate::config::Config,
         now: Instant,
     ) -> Pending {
-        let expiry = now + config.record_ttl;
+        let record = match record.stream_arc() {
+            Some(s) if Arc::ptr_eq(s, &stream) => record,
+            _ => record.with_stream(stream),
+        };
         Pending {
             record,
-            stream,
-            hash_key,
-            arrival: now,
-            deadline: (now + config.record_max_buffered_time).min(expiry),
-            expiry,
-            last_attempt_end: now,
-            attempts: Vec::new(),
-            epoch: 0,
-            gated: None,
-            spool_seq: None,
+            hash_key: split(hash_key),
+            arrival: Stamp::of(now),
+            extra: None,
             reply,
+            epoch: 0,
+            gated: false,
         }
+    }
+
+    /// The stream the record goes to.
+    pub fn stream(&self) -> &Arc<str> {
+        self.record
+            .stream_arc()
+            .expect("a pending record names its stream")
+    }
+
+    pub fn hash_key(&self) -> HashKey {
+        HashKey((u128::from(self.hash_key[0]) << 64) | u128::from(self.hash_key[1]))
+    }
+
+    pub fn set_hash_key(&mut self, hash_key: HashKey) {
+        self.hash_key = split(hash_key);
+    }
+
+    /// When the record got buffer room.
+    pub fn arrival(&self) -> Instant {
+        self.arrival.instant()
+    }
+
+    /// When the record is due to be sent: RecordMaxBufferedTime after its
+    /// arrival, not after its expiry.
+    pub fn deadline(&self, config: &Config) -> Instant {
+        (self.arrival() + config.record_max_buffered_time).min(self.expiry(config))
+    }
+
+    /// When the record expires: RecordTtl after its arrival.
+    pub fn expiry(&self, config: &Config) -> Instant {
+        self.arrival() + config.record_ttl
+    }
+
+    /// When its latest attempt ended (its arrival, before any).
+    pub fn last_attempt_end(&self) -> Instant {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.last_attempt_end)
+            .unwrap_or_else(|| self.arrival())
+    }
+
+    /// The attempts it made and kept.
+    pub fn attempts(&self) -> &[Tried] {
+        self.extra.as_ref().map_or(&[], |e| &e.attempts)
+    }
+
+    pub fn spool_seq(&self) -> Option<u64> {
+        self.extra.as_ref().and_then(|e| e.spool_seq)
+    }
+
+    pub fn set_spool_seq(&mut self, seq: u64) {
+        self.extra.get_or_insert_default().spool_seq = Some(seq);
     }
 
     /// Notes an attempt that ended at `ended`, failed with `error` if any.
@@ -234,23 +302,61 @@ impl Pending {
     /// RecordTtl, as with a spool) must not grow without bound.
     pub fn record_attempt(&mut self, started: Instant, ended: Instant, failure: Option<&Failure>) {
         self.keep_attempt(Tried {
-            delay: started.saturating_duration_since(self.last_attempt_end),
+            delay: started.saturating_duration_since(self.last_attempt_end()),
             duration: ended.saturating_duration_since(started),
             failure: failure.cloned(),
         });
-        self.last_attempt_end = ended;
+        self.extra.get_or_insert_default().last_attempt_end = Some(ended);
     }
 
     pub fn keep_attempt(&mut self, tried: Tried) {
-        if self.attempts.len() >= KEPT_ATTEMPTS {
-            self.attempts.remove(1);
+        let attempts = &mut self.extra.get_or_insert_default().attempts;
+        if attempts.len() >= KEPT_ATTEMPTS {
+            attempts.remove(1);
         }
-        self.attempts.push(tried);
+        attempts.push(tried);
     }
 
     /// The attempts as results report them.
     pub fn take_attempts(&mut self) -> Vec<Attempt> {
-        self.attempts.drain(..).map(Tried::into_attempt).collect()
+        match &mut self.extra {
+            Some(e) => e.attempts.drain(..).map(Tried::into_attempt).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+fn split(hash_key: HashKey) -> [u64; 2] {
+    [(hash_key.0 >> 64) as u64, hash_key.0 as u64]
+}
+
+/// An instant in 8 bytes: nanoseconds from a process-wide origin, either
+/// side of it (tokio's paused clock in tests may start before it).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Stamp(i64);
+
+impl Stamp {
+    fn origin() -> Instant {
+        static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+        Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now))
+    }
+
+    fn of(t: Instant) -> Stamp {
+        let origin = Stamp::origin();
+        match t.checked_duration_since(origin) {
+            Some(after) => Stamp(after.as_nanos() as i64),
+            None => Stamp(-(origin.duration_since(t).as_nanos() as i64)),
+        }
+    }
+
+    fn instant(self) -> Instant {
+        let origin = Stamp::origin();
+        let offset = std::time::Duration::from_nanos(self.0.unsigned_abs());
+        if self.0 >= 0 {
+            origin + offset
+        } else {
+            origin - offset
+        }
     }
 }
 
@@ -301,6 +407,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_buffered_record_stays_small() {
+        // With 100 bytes of data (a 112-byte allocation) a buffered record
+        // must cost at most 250 bytes (issue 18); its keys are inline.
+        assert!(
+            std::mem::size_of::<Pending>() <= 136,
+            "{}",
+            std::mem::size_of::<Pending>()
+        );
+        assert_eq!(std::mem::size_of::<Reply>(), 16);
+    }
+
+    #[test]
+    fn stamps_round_trip_either_side_of_the_origin() {
+        let origin = Stamp::origin();
+        for t in [
+            origin,
+            origin + std::time::Duration::from_nanos(1),
+            origin + std::time::Duration::from_secs(86_400 * 400),
+            origin - std::time::Duration::from_millis(1500),
+        ] {
+            assert_eq!(Stamp::of(t).instant(), t);
+        }
+    }
+
+    #[test]
     fn a_panicking_callback_is_caught() {
         let reply = Reply::callback(Box::new(|_| panic!("user bug")));
         reply.send(Err(Error::new(ErrorKind::Expired, "late")));
@@ -311,11 +442,12 @@ mod tests {
     fn a_reply_dropped_unsent_still_delivers_an_error() {
         let seen = Arc::new(AtomicUsize::new(0));
         let count = seen.clone();
-        let callback: IndexedCallback = Arc::new(move |i, r: Result<PutResult, Error>| {
-            assert_eq!(i, 7);
-            assert_eq!(r.unwrap_err().kind(), ErrorKind::ShutDown);
-            count.fetch_add(1, Ordering::SeqCst);
-        });
+        let callback: IndexedCallback =
+            Arc::new(Box::new(move |i, r: Result<PutResult, Error>| {
+                assert_eq!(i, 7);
+                assert_eq!(r.unwrap_err().kind(), ErrorKind::ShutDown);
+                count.fetch_add(1, Ordering::SeqCst);
+            }));
         drop(Reply::indexed(callback, 7));
         assert_eq!(seen.load(Ordering::SeqCst), 1);
 

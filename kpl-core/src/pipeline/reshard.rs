@@ -253,7 +253,7 @@ impl Engine {
                 ob.record
                     .records
                     .iter()
-                    .all(|p| (start..=end).contains(&p.hash_key.0))
+                    .all(|p| (start..=end).contains(&p.hash_key().0))
             });
             if fits {
                 self.resolution

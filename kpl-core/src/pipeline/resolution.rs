@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use super::Shared;
 use super::pending::Pending;
 use super::room::Room;
-use super::streams::StreamId;
 use crate::aggregation::KinesisRecord;
 use crate::error::{Error, ErrorKind};
 use crate::metrics::Hooks;
@@ -32,7 +31,7 @@ pub(crate) struct Resolution {
     hooks: Hooks,
     /// Resolved records a stream's ordering gate counted out: their keys
     /// are given back at the end of the engine's turn.
-    ungated: Vec<(StreamId, u128)>,
+    ungated: Vec<(Arc<str>, u128)>,
 }
 
 impl Resolution {
@@ -63,8 +62,9 @@ impl Resolution {
 
     /// Counts a record in the current epoch.
     pub fn admit(&mut self, p: &mut Pending) {
-        self.hooks.received(&p.stream);
-        p.epoch = self.current_epoch();
+        self.hooks.received(&p.stream());
+        // Kept in 32 bits: fewer than 2^32 epochs are ever open at once.
+        p.epoch = self.current_epoch() as u32;
         *self.epochs.back_mut().expect("one epoch always exists") += 1;
     }
 
@@ -82,7 +82,7 @@ impl Resolution {
 
     /// Whether the record was put before a flush (and so is due now).
     pub fn is_forced(&self, p: &Pending) -> bool {
-        p.epoch < self.flushed_epoch
+        self.epoch_of(p) < self.flushed_epoch
     }
 
     /// No record is unresolved.
@@ -108,7 +108,7 @@ impl Resolution {
             let attempts = match attempt {
                 Some((started, ended)) => {
                     let last = Attempt {
-                        delay: started.saturating_duration_since(p.last_attempt_end),
+                        delay: started.saturating_duration_since(p.last_attempt_end()),
                         duration: ended.saturating_duration_since(started),
                         error_code: None,
                         error_message: None,
@@ -124,7 +124,7 @@ impl Resolution {
                 aggregated,
                 attempts,
             };
-            self.settle_record(p.epoch);
+            self.settle_record(self.epoch_of(&p));
             self.ungate(&p);
             let room = self.held_room(&p);
             p.reply.send_with_room(Ok(result), room);
@@ -139,7 +139,7 @@ impl Resolution {
         let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
         let (mut freed, mut freed_bytes) = (0, 0);
         for p in records {
-            let buffering = now.saturating_duration_since(p.arrival);
+            let buffering = now.saturating_duration_since(p.arrival());
             buffering_sum += buffering;
             buffering_max = buffering_max.max(buffering);
             bytes += p.record.size();
@@ -149,7 +149,7 @@ impl Resolution {
             }
         }
         if let Some(done) = &self.shared.spool_done {
-            done.complete(records.iter().filter_map(|p| p.spool_seq));
+            done.complete(records.iter().filter_map(|p| p.spool_seq()));
         }
         let count = records.len();
         let metrics = &self.shared.metrics;
@@ -162,10 +162,10 @@ impl Resolution {
     pub fn expire(&mut self, p: Pending, now: Instant) {
         self.shared.metrics.expired();
         let ttl = self.record_ttl.as_millis();
-        let message = match p.attempts.last().and_then(|a| a.code()) {
+        let message = match p.attempts().last().and_then(|a| a.code()) {
             Some(code) => format!(
                 "not delivered within RecordTtl ({ttl} ms) after {} attempt(s); the last failed with {code}",
-                p.attempts.len()
+                p.attempts().len()
             ),
             None => format!("not sent within RecordTtl ({ttl} ms)"),
         };
@@ -173,20 +173,20 @@ impl Resolution {
     }
 
     pub fn fail(&mut self, mut p: Pending, err: Error, now: Instant) {
-        let buffering = now.saturating_duration_since(p.arrival);
+        let buffering = now.saturating_duration_since(p.arrival());
         self.hooks.failed(&p, err.kind() == ErrorKind::Expired, now);
         self.shared
             .metrics
             .user_records_done(false, 1, buffering, buffering);
         // A record the producer gave up on because it stopped stays in the
         // spool for the next one; any other failure is final.
-        if let (Some(done), Some(seq)) = (&self.shared.spool_done, p.spool_seq)
+        if let (Some(done), Some(seq)) = (&self.shared.spool_done, p.spool_seq())
             && err.kind() != ErrorKind::ShutDown
         {
             done.complete([seq]);
         }
         let room = self.release_one(&p);
-        self.settle_record(p.epoch);
+        self.settle_record(self.epoch_of(&p));
         self.ungate(&p);
         let attempts = p.take_attempts();
         let err = err.with_record(p.record).with_attempts(attempts);
@@ -201,14 +201,19 @@ impl Resolution {
     }
 
     fn ungate(&mut self, p: &Pending) {
-        if let Some(id) = p.gated {
-            self.ungated.push((id, p.hash_key.0));
+        if p.gated {
+            self.ungated.push((p.stream().clone(), p.hash_key().0));
         }
     }
 
     /// The keys of resolved records that were out (`ordering`).
-    pub fn take_ungated(&mut self) -> Vec<(StreamId, u128)> {
+    pub fn take_ungated(&mut self) -> Vec<(Arc<str>, u128)> {
         std::mem::take(&mut self.ungated)
+    }
+
+    /// A record's epoch in full: open epochs are `epoch_base` and after.
+    fn epoch_of(&self, p: &Pending) -> u64 {
+        self.epoch_base + u64::from(p.epoch.wrapping_sub(self.epoch_base as u32))
     }
 
     fn settle_record(&mut self, epoch: u64) {

@@ -76,14 +76,7 @@ impl Producer {
     /// Stamps the record's clock with `now`; the caller counts it as
     /// buffered (`Shared::buffered`) before the pipeline has it.
     pub(super) fn arrived_at(&self, a: Admitted, now: Instant) -> Pending {
-        Pending::new(
-            a.record,
-            a.stream,
-            a.hash_key,
-            a.reply,
-            &self.inner.config,
-            now,
-        )
+        Pending::new(a.record, a.stream, a.hash_key, a.reply, now)
     }
 
     pub(super) async fn submit(&self, record: UserRecord, reply: Reply) -> Result<(), Error> {

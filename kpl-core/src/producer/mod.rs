@@ -51,7 +51,7 @@ impl Chunk {
             .collect();
         crate::aggregation::md5::digest_many(&keys, &mut digests);
         for (&i, digest) in self.unhashed.iter().zip(digests) {
-            self.records[i].hash_key = crate::hash::HashKey::from_digest(digest);
+            self.records[i].set_hash_key(crate::hash::HashKey::from_digest(digest));
         }
         self.unhashed.clear();
     }
@@ -368,8 +368,12 @@ impl Producer {
     where
         F: Fn(usize, Result<PutResult, Error>) + Send + Sync + 'static,
     {
-        self.put_many_indexed(records, Arc::new(callback), Some(self.put_timeout()))
-            .await
+        self.put_many_indexed(
+            records,
+            Arc::new(Box::new(callback)),
+            Some(self.put_timeout()),
+        )
+        .await
     }
 
     /// Like [`put_many_with`](Self::put_many_with) without waiting: the
@@ -380,7 +384,7 @@ impl Producer {
     where
         F: Fn(usize, Result<PutResult, Error>) + Send + Sync + 'static,
     {
-        let put = self.put_many_indexed(records, Arc::new(callback), None);
+        let put = self.put_many_indexed(records, Arc::new(Box::new(callback)), None);
         // Never waits, so it completes on its first poll.
         futures::executor::block_on(put);
     }
@@ -405,7 +409,7 @@ impl Producer {
             }
             return;
         }
-        let put = self.put_many_indexed(records, Arc::new(callback), Some(timeout));
+        let put = self.put_many_indexed(records, Arc::new(Box::new(callback)), Some(timeout));
         self.inner.runtime.block_on(put);
     }
 

@@ -78,8 +78,12 @@ impl Producer {
     ) where
         F: Fn(usize, Result<PutResult, Error>, Room) + Send + Sync + 'static,
     {
-        self.put_many_holding(records, Arc::new(callback), Some(self.put_timeout()))
-            .await
+        self.put_many_holding(
+            records,
+            Arc::new(Box::new(callback)),
+            Some(self.put_timeout()),
+        )
+        .await
     }
 
     /// Like [`try_put_many_with`](Self::try_put_many_with), with each
@@ -92,7 +96,7 @@ impl Producer {
     ) where
         F: Fn(usize, Result<PutResult, Error>, Room) + Send + Sync + 'static,
     {
-        let put = self.put_many_holding(records, Arc::new(callback), None);
+        let put = self.put_many_holding(records, Arc::new(Box::new(callback)), None);
         // Never waits, so it completes on its first poll.
         futures::executor::block_on(put);
     }

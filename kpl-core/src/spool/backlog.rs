@@ -168,9 +168,10 @@ mod tests {
     fn a_batch_is_one_entry_and_hands_out_its_positions_in_order() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
-        let callback: IndexedCallback = Arc::new(move |i, _r: Result<PutResult, Error>| {
-            log.lock().unwrap().push(i);
-        });
+        let callback: IndexedCallback =
+            Arc::new(Box::new(move |i, _r: Result<PutResult, Error>| {
+                log.lock().unwrap().push(i);
+            }));
         let mut backlog = Backlog::default();
         for (seq, i) in (100..1100).zip(5..) {
             backlog.push(seq, Reply::indexed(callback.clone(), i));

@@ -33,8 +33,8 @@ struct Feeder<'a> {
 pub(super) fn run(spool: &Spool) {
     let handoff = spool.handoff.get().expect("set before the threads start");
     let stats = spool.stats.clone();
-    let recovered: IndexedCallback =
-        Arc::new(move |_, outcome: Result<PutResult, Error>| match outcome {
+    let recovered: IndexedCallback = Arc::new(Box::new(
+        move |_, outcome: Result<PutResult, Error>| match outcome {
             Ok(_) => {
                 stats.recovered_delivered.fetch_add(1, Relaxed);
             }
@@ -44,7 +44,8 @@ pub(super) fn run(spool: &Spool) {
                     tracing::warn!(error = %e, "spool: a recovered record failed");
                 }
             }
-        });
+        },
+    ));
     let mut feeder = Feeder {
         spool,
         handoff,
@@ -197,9 +198,8 @@ impl Feeder<'_> {
             match checked {
                 Ok((stream, hash_key)) => {
                     shared.buffered(1, size);
-                    let mut p =
-                        Pending::new(s.record, stream, hash_key, reply, config, Instant::now());
-                    p.spool_seq = Some(s.seq);
+                    let mut p = Pending::new(s.record, stream, hash_key, reply, Instant::now());
+                    p.set_spool_seq(s.seq);
                     pending.push(p);
                 }
                 Err(e) => {

@@ -232,15 +232,8 @@ impl Spool {
             let size = a.record.size();
             if st.backlog.is_empty() && handoff.shared.try_reserve(size) {
                 handoff.shared.buffered(1, size);
-                let mut p = Pending::new(
-                    a.record,
-                    a.stream,
-                    a.hash_key,
-                    a.reply,
-                    &handoff.config,
-                    Instant::now(),
-                );
-                p.spool_seq = Some(seq);
+                let mut p = Pending::new(a.record, a.stream, a.hash_key, a.reply, Instant::now());
+                p.set_spool_seq(seq);
                 direct.push(p);
             } else {
                 st.backlog.push(seq, a.reply);
