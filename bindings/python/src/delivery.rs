@@ -14,8 +14,8 @@ use crate::errors::exception;
 use crate::results::put_result;
 
 pub(crate) enum Delivery {
-    /// A record's result for a Python future, and the record's buffer room
-    /// (given back once the result is handed over; none for a refusal).
+    /// A record's result for an asyncio future, and the record's buffer
+    /// room (given back once the result is handed over; none for a refusal).
     Result(Target, Result<PutResult, Error>, Option<Room>),
     /// Done-callbacks of a [`RecordFuture`] that was completed in place,
     /// and the record's buffer room, given back once they ran.
@@ -31,14 +31,10 @@ pub(crate) enum Delivery {
 /// Where results wait for the delivery thread (kpl-host's mailbox).
 pub(crate) type Outbox = Arc<Mailbox<Delivery>>;
 
-pub(crate) enum Target {
-    /// A `concurrent.futures.Future`.
-    Concurrent(Arc<PyObject>),
-    /// An asyncio future and its loop.
-    Asyncio {
-        event_loop: Arc<PyObject>,
-        future: Arc<PyObject>,
-    },
+/// An asyncio future and its loop.
+pub(crate) struct Target {
+    pub(crate) event_loop: Arc<PyObject>,
+    pub(crate) future: Arc<PyObject>,
 }
 
 /// The delivery thread: takes batches (at most `DELIVERY_BATCH`) until the
@@ -78,20 +74,7 @@ pub(crate) fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
     let mut rooms = Vec::with_capacity(batch.len());
     for d in batch.drain(..) {
         match d {
-            Delivery::Result(Target::Concurrent(future), result, room) => {
-                rooms.push(room);
-                let outcome = match result {
-                    Ok(r) => future
-                        .bind(py)
-                        .call_method1("set_result", (put_result(py, r),)),
-                    Err(e) => future
-                        .bind(py)
-                        .call_method1("set_exception", (exception(py, &e),)),
-                };
-                // Fails only if the caller cancelled the future: nothing to do.
-                drop(outcome);
-            }
-            Delivery::Result(Target::Asyncio { event_loop, future }, result, room) => {
+            Delivery::Result(Target { event_loop, future }, result, room) => {
                 rooms.push(room);
                 let future = future.clone_ref(py);
                 let item = match result {

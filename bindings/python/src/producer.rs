@@ -131,7 +131,7 @@ impl NativeProducer {
                     if error.is_none() {
                         error = Some(Error::new(e.kind(), e.message().to_owned()));
                     }
-                    let target = Target::Asyncio {
+                    let target = Target {
                         event_loop: event_loop.clone(),
                         future,
                     };
@@ -232,10 +232,9 @@ impl NativeProducer {
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 
-    /// Puts one record; its result resolves `future` (a
-    /// concurrent.futures.Future) from the delivery thread.
-    #[pyo3(signature = (partition_key, data, stream, explicit_hash_key, timeout, future))]
-    #[allow(clippy::too_many_arguments)]
+    /// Puts one record; returns its RecordFuture, completed in place by
+    /// the pipeline (no GIL, no Python object per result until read).
+    #[pyo3(signature = (partition_key, data, stream=None, explicit_hash_key=None, timeout=None))]
     fn put(
         &self,
         py: Python<'_>,
@@ -244,24 +243,25 @@ impl NativeProducer {
         stream: Option<&Bound<'_, PyAny>>,
         explicit_hash_key: Option<&Bound<'_, PyAny>>,
         timeout: Option<f64>,
-        future: PyObject,
-    ) -> PyResult<()> {
+    ) -> PyResult<Py<RecordFuture>> {
         self.check_process()?;
         let record = make_record(partition_key, data, stream, explicit_hash_key)?;
-        let future = Arc::new(future);
-        let deliver = self.env.deliver.clone();
-        let make = move || -> Callback {
-            let future = future.clone();
+        let state = Arc::new(FutureState::default());
+        let future = Py::new(
+            py,
+            RecordFuture {
+                state: state.clone(),
+            },
+        )?;
+        let deliver = &self.env.deliver;
+        let make = || -> Callback {
+            let state = state.clone();
             let deliver = deliver.clone();
-            Box::new(move |result, room| {
-                send(
-                    &deliver,
-                    Delivery::Result(Target::Concurrent(future), result, Some(room)),
-                );
-            })
+            Box::new(move |result, room| state.complete(result, Some(room), &deliver))
         };
         self.put_sync(py, record, seconds(timeout)?, &make)
-            .map_err(|e| e.into_py(py))
+            .map_err(|e| e.into_py(py))?;
+        Ok(future)
     }
 
     /// Puts many records; one RecordFuture per record, in order. Records
@@ -458,7 +458,7 @@ pub(crate) fn async_callback(
     Box::new(move |result, room| {
         send(
             &deliver,
-            Delivery::Result(Target::Asyncio { event_loop, future }, result, Some(room)),
+            Delivery::Result(Target { event_loop, future }, result, Some(room)),
         );
     })
 }
