@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use crate::delivery::{Delivery, Outbox, Target, send};
 use crate::errors::{exception, native_error, to_py_err};
 use crate::future::{FutureState, RecordFuture, deadline, step_until};
-use crate::process::{Env, env};
+use crate::process::{Env, env, pid};
 use crate::records::{make_record, records_from};
 
 /// A kpl-core producer owned by one process.
@@ -28,7 +28,7 @@ pub(crate) struct NativeProducer {
 
 impl Drop for NativeProducer {
     fn drop(&mut self) {
-        if self.pid == std::process::id() {
+        if self.pid == pid() {
             // SAFETY: dropped once, here.
             unsafe { ManuallyDrop::drop(&mut self.producer) }
         }
@@ -60,7 +60,7 @@ impl PutFailed {
 
 impl NativeProducer {
     fn check_process(&self) -> PyResult<()> {
-        if self.pid != std::process::id() {
+        if self.pid != pid() {
             return Err(native_error(
                 ErrorKind::ShutDown,
                 "this producer was created in the parent process before os.fork(); create a new one in the child",
@@ -208,7 +208,7 @@ impl NativeProducer {
             .map_err(|e| to_py_err(py, &e))?;
         Ok(NativeProducer {
             producer: ManuallyDrop::new(producer),
-            pid: std::process::id(),
+            pid: pid(),
             env,
             put_timeout,
         })
@@ -422,7 +422,7 @@ impl NativeProducer {
     /// resolved by then fail with ShutDownError. True if none had to fail.
     #[pyo3(signature = (timeout=30.0))]
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        if self.pid != std::process::id() {
+        if self.pid != pid() {
             return Ok(false);
         }
         let t = seconds(Some(timeout))?.unwrap_or_default();

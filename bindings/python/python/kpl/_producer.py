@@ -215,7 +215,8 @@ class AsyncProducer(_Base):
         """Puts one record once there is room; returns an asyncio future of
         its PutResult. Raises ValidationError for a bad record, ShutDownError
         after close."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PutResult] = loop.create_future()
         admitted = self._native.put_async(
