@@ -10,6 +10,13 @@ const { toSettings } = require('./settings');
 const kNative = Symbol('native');
 const CREATE = Symbol('create');
 
+// The resolving functions of the promise put() just made.
+const captured = { resolve: null, reject: null };
+function capture(resolve, reject) {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
 class Producer {
   /**
    * `new Producer(options)` returns at once; the SDK client is made in the
@@ -105,17 +112,11 @@ class Producer {
 
   _onResults(batch) {
     const { ids, indexes, groupOf, subSequenceNumbers, groups, failures } = batch;
-    const { attemptCounts, attemptErrors } = batch;
     const pending = this._pending;
     let lastId = -1;
     let entry;
-    let at = 0; // next attempt in the batch's delaysMs / durationsMs
-    let nextError = 0; // next entry of attemptErrors
     for (let i = 0; i < ids.length; i++) {
-      const count = attemptCounts[i];
-      const result = new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, at, count, nextError);
-      at += count;
-      while (nextError < attemptErrors.length && attemptErrors[nextError].at < at) nextError++;
+      const result = new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, i);
       const id = ids[i];
       if (id !== lastId) {
         entry = pending.get(id);
@@ -123,7 +124,7 @@ class Producer {
       }
       if (entry === undefined) continue;
       if (entry.singles !== undefined) {
-        const resolve = entry.singles[2 * indexes[i]];
+        const resolve = entry.singles[entry.base + 2 * indexes[i]];
         this._singleSettled(id, entry);
         resolve(result);
         if (entry.left === 0) entry = undefined;
@@ -139,7 +140,7 @@ class Producer {
       const e = pending.get(d.id);
       if (e === undefined) continue;
       if (e.singles !== undefined) {
-        const reject = e.singles[2 * d.index + 1];
+        const reject = e.singles[e.base + 2 * d.index + 1];
         this._singleSettled(d.id, e);
         reject(toError(d.error));
       } else if (e.chunk === undefined) {
@@ -223,13 +224,21 @@ class Producer {
     } catch (e) {
       return Promise.reject(e);
     }
-    return new Promise((resolve, reject) => {
+    // One executor for every put (no closure per record).
+    const promise = new Promise(capture);
+    const resolve = captured.resolve;
+    const reject = captured.reject;
+    try {
       this._queue.push(record, bytes);
-      this._resolvers.push(resolve, reject);
-      // The first put of this turn schedules the hand-over; the others of
-      // the same turn join it (one native call per chunk, not per record).
-      if (this._draining === null) this._draining = Promise.resolve().then(() => this._drain());
-    });
+    } catch (e) {
+      reject(e);
+      return promise;
+    }
+    this._resolvers.push(resolve, reject);
+    // The first put of this turn schedules the hand-over; the others of
+    // the same turn join it (one native call per chunk, not per record).
+    if (this._draining === null) this._draining = Promise.resolve().then(() => this._drain());
+    return promise;
   }
 
   /** Hands a packed chunk, tracked under `id`, to the native side. */
@@ -261,10 +270,12 @@ class Producer {
         while (sent < cols.length) {
           const c = cols.chunk(sent);
           const id = this._id();
-          this._track(id, { singles: resolvers.slice(2 * sent, 2 * c.next), left: c.next - sent });
+          // The chunk's [resolve, reject, ...] pairs start at `base` (no copy).
+          this._track(id, { singles: resolvers, base: 2 * sent, left: c.next - sent });
           const admitted = this._putChunk(id, c);
           sent = c.next;
-          await admitted;
+          // Usually admitted at once; a promise when the buffer was full.
+          if (admitted !== undefined) await admitted;
         }
       }
     } catch (err) {
@@ -353,10 +364,11 @@ class Producer {
       const map = positions === null ? null : positions.slice(at, c.next);
       this._track(id, { chunk: true, batch, base: at, map, left: c.next - at });
       at = c.next;
-      // Resolves once every record of the chunk was admitted (or refused):
-      // the next chunk waits for it, which keeps the order and gives
-      // backpressure.
-      await this._putChunk(id, c);
+      // Admitted at once, or a promise that resolves once every record of
+      // the chunk was admitted (or refused): the next chunk waits for it,
+      // which keeps the order and gives backpressure.
+      const admitted = this._putChunk(id, c);
+      if (admitted !== undefined) await admitted;
     }
     if (batch.left > 0) await done;
     const results = batch.results;
