@@ -207,13 +207,18 @@ def main() -> int:
         rates: Dict[str, Optional[float]] = {}
         print(f"{args.size}-byte records, {args.keys} keys, kpl-sim --unlimited, 4 shards")
         for name, fn, n in runs:
+            records = workload(n, args.size, args.keys)
+            cpu = time.process_time()
             try:
-                rate: Optional[float] = fn(endpoint, workload(n, args.size, args.keys))
+                rate: Optional[float] = fn(endpoint, records)
             except ImportError as e:
                 print(f"{name:>26}: skipped ({e})")
                 rate = None
             else:
-                print(f"{name:>26}: {rate:>12,.0f} records/s  ({n:,} records)")
+                # CPU per record too (the whole process, set-up included):
+                # on a busy machine it varies less than the rate.
+                per_record = (time.process_time() - cpu) / n * 1e6
+                print(f"{name:>26}: {rate:>12,.0f} records/s  ({n:,} records, {per_record:.2f} CPU us/record)")
             if rate is not None:
                 rates[name] = max(rate, rates.get(name) or 0.0)
             sys.stdout.flush()
