@@ -140,10 +140,10 @@ impl Resolve {
             let done = future
                 .call_method0(intern!(py, "done"))
                 .and_then(|d| d.is_truthy());
-            if let Ok(false) = done {
-                if let Err(e) = future.call_method1(method, (value,)) {
-                    e.print(py);
-                }
+            if let Ok(false) = done
+                && let Err(e) = future.call_method1(method, (value,))
+            {
+                e.print(py);
             }
         }
     }
