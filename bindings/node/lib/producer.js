@@ -10,11 +10,18 @@ const { toSettings } = require('./settings');
 const kNative = Symbol('native');
 const CREATE = Symbol('create');
 
-// The resolving functions of the promise put() just made.
-const captured = { resolve: null, reject: null };
-function capture(resolve, reject) {
-  captured.resolve = resolve;
-  captured.reject = reject;
+// The resolve function of the promise put() just made. put() keeps only
+// that one until the outcome (a failure settles it with a rejected
+// promise): a reject function per record would live as long, for the few
+// records that fail.
+let captured = null;
+function capture(resolve) {
+  captured = resolve;
+}
+
+/** Settles a put() promise, through its resolve function, as failed. */
+function fail(resolve, err) {
+  resolve(Promise.reject(err));
 }
 
 class Producer {
@@ -31,7 +38,7 @@ class Producer {
     this._closed = false;
     this._native = null;
     // put() calls made in one turn of the event loop go to the native side
-    // together, in putMany chunks: the records, and [resolve, reject, ...].
+    // together, in putMany chunks: the records, and their resolve functions.
     this._queue = new Columns();
     this._resolvers = [];
     this._draining = null;
@@ -124,7 +131,7 @@ class Producer {
       }
       if (entry === undefined) continue;
       if (entry.singles !== undefined) {
-        const resolve = entry.singles[entry.base + 2 * indexes[i]];
+        const resolve = entry.singles[entry.base + indexes[i]];
         this._singleSettled(id, entry);
         resolve(result);
         if (entry.left === 0) entry = undefined;
@@ -140,9 +147,9 @@ class Producer {
       const e = pending.get(d.id);
       if (e === undefined) continue;
       if (e.singles !== undefined) {
-        const reject = e.singles[e.base + 2 * d.index + 1];
+        const resolve = e.singles[e.base + d.index];
         this._singleSettled(d.id, e);
-        reject(toError(d.error));
+        fail(resolve, toError(d.error));
       } else if (e.chunk === undefined) {
         this._untrack(d.id);
         e.reject(toError(d.error));
@@ -226,15 +233,14 @@ class Producer {
     }
     // One executor for every put (no closure per record).
     const promise = new Promise(capture);
-    const resolve = captured.resolve;
-    const reject = captured.reject;
+    const resolve = captured;
     try {
       this._queue.push(record, bytes);
     } catch (e) {
-      reject(e);
+      fail(resolve, e);
       return promise;
     }
-    this._resolvers.push(resolve, reject);
+    this._resolvers.push(resolve);
     // The first put of this turn schedules the hand-over; the others of
     // the same turn join it (one native call per chunk, not per record).
     if (this._draining === null) this._draining = Promise.resolve().then(() => this._drain());
@@ -270,8 +276,8 @@ class Producer {
         while (sent < cols.length) {
           const c = cols.chunk(sent);
           const id = this._id();
-          // The chunk's [resolve, reject, ...] pairs start at `base` (no copy).
-          this._track(id, { singles: resolvers, base: 2 * sent, left: c.next - sent });
+          // The chunk's resolve functions start at `base` (no copy).
+          this._track(id, { singles: resolvers, base: sent, left: c.next - sent });
           const admitted = this._putChunk(id, c);
           sent = c.next;
           // Usually admitted at once; a promise when the buffer was full.
@@ -281,11 +287,11 @@ class Producer {
     } catch (err) {
       // The producer never started (or the native call refused the batch):
       // fail every put not yet handed over.
-      for (let i = 2 * sent; i < resolvers.length; i += 2) resolvers[i + 1](err);
+      for (let i = sent; i < resolvers.length; i++) fail(resolvers[i], err);
       const waiting = this._resolvers;
       this._queue = new Columns();
       this._resolvers = [];
-      for (let i = 0; i < waiting.length; i += 2) waiting[i + 1](err);
+      for (const resolve of waiting) fail(resolve, err);
     } finally {
       this._draining = null;
     }
