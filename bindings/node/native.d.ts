@@ -33,9 +33,12 @@ export declare class NativeProducer {
    * is a slice of it. `streams` / `explicit_hash_keys`, when given, hold
    * one entry per record. Every record's outcome (refusals included)
    * goes to the results callback under `id`, with the record's position
-   * as its index. Resolves once every record was admitted or refused.
+   * as its index. Returns `undefined` when every record was admitted (or
+   * refused) at once, which is the usual case; else a promise that
+   * resolves once the rest, which found the buffer full, were admitted
+   * or refused, in order.
    */
-  putMany(id: number, packed: Uint8Array, offsets: Uint32Array, streams?: Array<string | undefined | null> | undefined | null, explicitHashKeys?: Array<string | undefined | null> | undefined | null): Promise<void>
+  putMany(id: number, packed: Uint8Array, offsets: Uint32Array, streams?: Array<string | undefined | null> | undefined | null, explicitHashKeys?: Array<string | undefined | null> | undefined | null): Promise<void> | undefined
   /**
    * Sends everything buffered; resolves when every record put before
    * has its result. `null` or the error.
@@ -156,10 +159,11 @@ export interface ResultBatch {
    */
   groups: Array<ResultGroup>
   /**
-   * Per delivered record, how many attempts it had; their times are
-   * consecutive in `delays_ms` / `durations_ms`.
+   * Per delivered record, where its attempts start in `delays_ms` /
+   * `durations_ms`, and one more entry: the end of the last record's
+   * (record `i` had `attempt_starts[i + 1] - attempt_starts[i]`).
    */
-  attemptCounts: Uint32Array
+  attemptStarts: Uint32Array
   delaysMs: Float64Array
   durationsMs: Float64Array
   /**

@@ -8,7 +8,7 @@
 // The release library (target/release/libkpl_node.so) is used when it
 // exists (via NAPI_RS_NATIVE_LIBRARY_PATH), else the addon built in place.
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -52,12 +52,28 @@ function workload() {
   return Array.from({ length: N }, (_, i) => ({ partitionKey: `key-${i % KEYS}`, data: payload }));
 }
 
+/** CPU seconds of the JS thread so far (Linux; NaN elsewhere). */
+function jsThreadCpu() {
+  try {
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+  } catch {
+    return NaN;
+  }
+}
+
 async function timed(name, fn) {
+  // CPU per record too: on a busy machine it varies less than the rate.
+  const c0 = process.cpuUsage();
+  const j0 = jsThreadCpu();
   const t0 = process.hrtime.bigint();
   await fn();
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  const perRecord = (x) => (x * 1e6 / N).toFixed(2);
   const rate = N / s;
-  console.log(`${name.padEnd(44)} ${N} records in ${s.toFixed(2)} s: ${Math.round(rate).toLocaleString('en-US')} records/s`);
+  console.log(`${name.padEnd(44)} ${N} records in ${s.toFixed(2)} s: ${Math.round(rate).toLocaleString('en-US')} records/s, ` +
+    `${perRecord((c.user + c.system) / 1e6)} CPU us/record (JS thread ${perRecord(jsThreadCpu() - j0)})`);
   return rate;
 }
 

@@ -10,6 +10,20 @@ const { toSettings } = require('./settings');
 const kNative = Symbol('native');
 const CREATE = Symbol('create');
 
+// The resolve function of the promise put() just made. put() keeps only
+// that one until the outcome (a failure settles it with a rejected
+// promise): a reject function per record would live as long, for the few
+// records that fail.
+let captured = null;
+function capture(resolve) {
+  captured = resolve;
+}
+
+/** Settles a put() promise, through its resolve function, as failed. */
+function fail(resolve, err) {
+  resolve(Promise.reject(err));
+}
+
 class Producer {
   /**
    * `new Producer(options)` returns at once; the SDK client is made in the
@@ -24,7 +38,7 @@ class Producer {
     this._closed = false;
     this._native = null;
     // put() calls made in one turn of the event loop go to the native side
-    // together, in putMany chunks: the records, and [resolve, reject, ...].
+    // together, in putMany chunks: the records, and their resolve functions.
     this._queue = new Columns();
     this._resolvers = [];
     this._draining = null;
@@ -105,17 +119,11 @@ class Producer {
 
   _onResults(batch) {
     const { ids, indexes, groupOf, subSequenceNumbers, groups, failures } = batch;
-    const { attemptCounts, attemptErrors } = batch;
     const pending = this._pending;
     let lastId = -1;
     let entry;
-    let at = 0; // next attempt in the batch's delaysMs / durationsMs
-    let nextError = 0; // next entry of attemptErrors
     for (let i = 0; i < ids.length; i++) {
-      const count = attemptCounts[i];
-      const result = new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, at, count, nextError);
-      at += count;
-      while (nextError < attemptErrors.length && attemptErrors[nextError].at < at) nextError++;
+      const result = new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, i);
       const id = ids[i];
       if (id !== lastId) {
         entry = pending.get(id);
@@ -123,7 +131,7 @@ class Producer {
       }
       if (entry === undefined) continue;
       if (entry.singles !== undefined) {
-        const resolve = entry.singles[2 * indexes[i]];
+        const resolve = entry.singles[entry.base + indexes[i]];
         this._singleSettled(id, entry);
         resolve(result);
         if (entry.left === 0) entry = undefined;
@@ -139,9 +147,9 @@ class Producer {
       const e = pending.get(d.id);
       if (e === undefined) continue;
       if (e.singles !== undefined) {
-        const reject = e.singles[2 * d.index + 1];
+        const resolve = e.singles[e.base + d.index];
         this._singleSettled(d.id, e);
-        reject(toError(d.error));
+        fail(resolve, toError(d.error));
       } else if (e.chunk === undefined) {
         this._untrack(d.id);
         e.reject(toError(d.error));
@@ -223,13 +231,20 @@ class Producer {
     } catch (e) {
       return Promise.reject(e);
     }
-    return new Promise((resolve, reject) => {
+    // One executor for every put (no closure per record).
+    const promise = new Promise(capture);
+    const resolve = captured;
+    try {
       this._queue.push(record, bytes);
-      this._resolvers.push(resolve, reject);
-      // The first put of this turn schedules the hand-over; the others of
-      // the same turn join it (one native call per chunk, not per record).
-      if (this._draining === null) this._draining = Promise.resolve().then(() => this._drain());
-    });
+    } catch (e) {
+      fail(resolve, e);
+      return promise;
+    }
+    this._resolvers.push(resolve);
+    // The first put of this turn schedules the hand-over; the others of
+    // the same turn join it (one native call per chunk, not per record).
+    if (this._draining === null) this._draining = Promise.resolve().then(() => this._drain());
+    return promise;
   }
 
   /** Hands a packed chunk, tracked under `id`, to the native side. */
@@ -261,20 +276,22 @@ class Producer {
         while (sent < cols.length) {
           const c = cols.chunk(sent);
           const id = this._id();
-          this._track(id, { singles: resolvers.slice(2 * sent, 2 * c.next), left: c.next - sent });
+          // The chunk's resolve functions start at `base` (no copy).
+          this._track(id, { singles: resolvers, base: sent, left: c.next - sent });
           const admitted = this._putChunk(id, c);
           sent = c.next;
-          await admitted;
+          // Usually admitted at once; a promise when the buffer was full.
+          if (admitted !== undefined) await admitted;
         }
       }
     } catch (err) {
       // The producer never started (or the native call refused the batch):
       // fail every put not yet handed over.
-      for (let i = 2 * sent; i < resolvers.length; i += 2) resolvers[i + 1](err);
+      for (let i = sent; i < resolvers.length; i++) fail(resolvers[i], err);
       const waiting = this._resolvers;
       this._queue = new Columns();
       this._resolvers = [];
-      for (let i = 0; i < waiting.length; i += 2) waiting[i + 1](err);
+      for (const resolve of waiting) fail(resolve, err);
     } finally {
       this._draining = null;
     }
@@ -353,10 +370,11 @@ class Producer {
       const map = positions === null ? null : positions.slice(at, c.next);
       this._track(id, { chunk: true, batch, base: at, map, left: c.next - at });
       at = c.next;
-      // Resolves once every record of the chunk was admitted (or refused):
-      // the next chunk waits for it, which keeps the order and gives
-      // backpressure.
-      await this._putChunk(id, c);
+      // Admitted at once, or a promise that resolves once every record of
+      // the chunk was admitted (or refused): the next chunk waits for it,
+      // which keeps the order and gives backpressure.
+      const admitted = this._putChunk(id, c);
+      if (admitted !== undefined) await admitted;
     }
     if (batch.left > 0) await done;
     const results = batch.results;

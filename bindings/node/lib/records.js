@@ -59,6 +59,19 @@ function unpack(record) {
   return [record.partitionKey, bytes, record.streamName ?? undefined, hashKeyOf(record)];
 }
 
+let packing = Buffer.allocUnsafe(0);
+
+/**
+ * A buffer of at least `size` bytes to pack a chunk into, reused from one
+ * chunk to the next: the native putMany copies what it needs before it
+ * returns, and a fresh buffer per chunk (hundreds of KB) costs an
+ * allocation and page faults each time. Valid until the next call.
+ */
+function scratch(size) {
+  if (packing.byteLength < size) packing = Buffer.allocUnsafe(Math.max(size, 2 * packing.byteLength));
+  return packing;
+}
+
 /**
  * Records taken column by column when they are put (so a record object
  * changed afterwards does not change what is sent), packed into chunks for
@@ -94,7 +107,8 @@ class Columns {
    * PUT_MANY_CHUNK records and about PUT_MANY_CHUNK_BYTES of data. Each
    * record's partition key (UTF-8) and data go into one buffer; `offsets`
    * holds 2 per record (key start, data start) and the end. `next` is the
-   * first record left out.
+   * first record left out. `packed` is shared: hand it to the native
+   * side (which copies it) before packing the next chunk.
    */
   chunk(from) {
     const { keys, datas, streams, ehks } = this;
@@ -105,7 +119,7 @@ class Columns {
       room += 3 * keys[upTo].length + datas[upTo].byteLength;
       upTo++;
     }
-    const packed = Buffer.allocUnsafe(room);
+    const packed = scratch(room);
     const offsets = new Uint32Array(2 * (upTo - from) + 1);
     let at = 0;
     for (let i = from, k = 0; i < upTo; i++, k++) {

@@ -33,9 +33,10 @@ pub struct ResultBatch {
     /// Shared parts of the results: records of one Kinesis record share
     /// the strings.
     pub groups: Vec<ResultGroup>,
-    /// Per delivered record, how many attempts it had; their times are
-    /// consecutive in `delays_ms` / `durations_ms`.
-    pub attempt_counts: Uint32Array,
+    /// Per delivered record, where its attempts start in `delays_ms` /
+    /// `durations_ms`, and one more entry: the end of the last record's
+    /// (record `i` had `attempt_starts[i + 1] - attempt_starts[i]`).
+    pub attempt_starts: Uint32Array,
     pub delays_ms: Float64Array,
     pub durations_ms: Float64Array,
     /// The attempts (by position in `delays_ms`) that have an error code
@@ -69,7 +70,7 @@ pub(crate) fn drain(mailbox: &Mailbox<Posted>) -> ResultBatch {
     let mut group_of = Vec::with_capacity(batch.len());
     let mut subs = Vec::with_capacity(batch.len());
     let mut groups: Vec<ResultGroup> = Vec::new();
-    let mut attempt_counts = Vec::with_capacity(batch.len());
+    let mut attempt_starts = Vec::with_capacity(batch.len() + 1);
     let mut delays = Vec::with_capacity(batch.len());
     let mut durations = Vec::with_capacity(batch.len());
     let mut attempt_errors = Vec::new();
@@ -92,7 +93,7 @@ pub(crate) fn drain(mailbox: &Mailbox<Posted>) -> ResultBatch {
                         aggregated: r.is_aggregated(),
                     });
                 }
-                attempt_counts.push(r.attempts().len() as u32);
+                attempt_starts.push(delays.len() as u32);
                 for a in r.attempts() {
                     if a.error_code.is_some() || a.error_message.is_some() {
                         attempt_errors.push(AttemptError {
@@ -118,13 +119,14 @@ pub(crate) fn drain(mailbox: &Mailbox<Posted>) -> ResultBatch {
             }),
         }
     }
+    attempt_starts.push(delays.len() as u32);
     ResultBatch {
         ids: Uint32Array::new(ids),
         indexes: Uint32Array::new(indexes),
         group_of: Uint32Array::new(group_of),
         sub_sequence_numbers: Float64Array::new(subs),
         groups,
-        attempt_counts: Uint32Array::new(attempt_counts),
+        attempt_starts: Uint32Array::new(attempt_starts),
         delays_ms: Float64Array::new(delays),
         durations_ms: Float64Array::new(durations),
         attempt_errors,

@@ -5,17 +5,18 @@ use std::sync::Arc;
 
 use kpl_core::{Error, PutResult, Room};
 use kpl_host::mailbox::Mailbox;
+use parking_lot::Mutex;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::PyList;
 
 use crate::DELIVERY_BATCH;
 use crate::errors::exception;
 use crate::results::put_result;
 
 pub(crate) enum Delivery {
-    /// A record's result for a Python future, and the record's buffer room
-    /// (given back once the result is handed over; none for a refusal).
+    /// A record's result for an asyncio future, and the record's buffer
+    /// room (given back once the result is handed over; none for a refusal).
     Result(Target, Result<PutResult, Error>, Option<Room>),
     /// Done-callbacks of a [`RecordFuture`] that was completed in place,
     /// and the record's buffer room, given back once they ran.
@@ -31,14 +32,10 @@ pub(crate) enum Delivery {
 /// Where results wait for the delivery thread (kpl-host's mailbox).
 pub(crate) type Outbox = Arc<Mailbox<Delivery>>;
 
-pub(crate) enum Target {
-    /// A `concurrent.futures.Future`.
-    Concurrent(Arc<PyObject>),
-    /// An asyncio future and its loop.
-    Asyncio {
-        event_loop: Arc<PyObject>,
-        future: Arc<PyObject>,
-    },
+/// An asyncio future and its loop.
+pub(crate) struct Target {
+    pub(crate) event_loop: Arc<PyObject>,
+    pub(crate) future: Arc<PyObject>,
 }
 
 /// The delivery thread: takes batches (at most `DELIVERY_BATCH`) until the
@@ -65,8 +62,8 @@ pub(crate) fn send(outbox: &Outbox, d: Delivery) {
 
 pub(crate) fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
     // Asyncio results grouped per loop: one call_soon_threadsafe each.
-    let mut per_loop: Vec<(Arc<PyObject>, Vec<PyObject>)> = Vec::new();
-    let mut push = |event_loop: Arc<PyObject>, item: PyObject| match per_loop
+    let mut per_loop: Vec<(Arc<PyObject>, Vec<Settle>)> = Vec::new();
+    let mut push = |event_loop: Arc<PyObject>, item: Settle| match per_loop
         .iter_mut()
         .find(|(l, _)| l.as_ptr() == event_loop.as_ptr())
     {
@@ -78,29 +75,14 @@ pub(crate) fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
     let mut rooms = Vec::with_capacity(batch.len());
     for d in batch.drain(..) {
         match d {
-            Delivery::Result(Target::Concurrent(future), result, room) => {
+            Delivery::Result(Target { event_loop, future }, result, room) => {
                 rooms.push(room);
-                let outcome = match result {
-                    Ok(r) => future
-                        .bind(py)
-                        .call_method1("set_result", (put_result(py, r),)),
-                    Err(e) => future
-                        .bind(py)
-                        .call_method1("set_exception", (exception(py, &e),)),
-                };
-                // Fails only if the caller cancelled the future: nothing to do.
-                drop(outcome);
-            }
-            Delivery::Result(Target::Asyncio { event_loop, future }, result, room) => {
-                rooms.push(room);
-                let future = future.clone_ref(py);
+                let future = Arc::try_unwrap(future).unwrap_or_else(|f| f.clone_ref(py));
                 let item = match result {
-                    Ok(r) => (future, true, put_result(py, r)),
-                    Err(e) => (future, false, exception(py, &e)),
+                    Ok(r) => Settle::Result(future, put_result(py, r)),
+                    Err(e) => Settle::Exception(future, exception(py, &e)),
                 };
-                if let Ok(t) = item.into_pyobject(py) {
-                    push(event_loop, t.into_any().unbind());
-                }
+                push(event_loop, item);
             }
             Delivery::Admitted {
                 event_loop,
@@ -108,12 +90,10 @@ pub(crate) fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
                 error,
             } => {
                 let item = match error {
-                    None => (future, true, py.None()),
-                    Some(e) => (future, false, exception(py, &e)),
+                    None => Settle::Result(future, py.None()),
+                    Some(e) => Settle::Exception(future, exception(py, &e)),
                 };
-                if let Ok(t) = item.into_pyobject(py) {
-                    push(event_loop, t.into_any().unbind());
-                }
+                push(event_loop, item);
             }
             Delivery::Callbacks(callbacks, room) => {
                 for (callback, future) in callbacks {
@@ -124,18 +104,49 @@ pub(crate) fn deliver(py: Python<'_>, batch: &mut Vec<Delivery>) {
         }
     }
     for (event_loop, items) in per_loop {
-        let Ok(resolve) = helper(py, "_resolve_batch") else {
+        let Ok(resolve) = Py::new(py, Resolve(Mutex::new(items))) else {
             continue;
         };
-        let list = PyList::new(py, items);
-        if let Ok(list) = list {
-            // Fails when the loop is closed: the futures can no longer be awaited.
-            let _ = event_loop
-                .bind(py)
-                .call_method1("call_soon_threadsafe", (resolve, list));
-        }
+        // Fails when the loop is closed: the futures can no longer be awaited.
+        let _ = event_loop
+            .bind(py)
+            .call_method1(intern!(py, "call_soon_threadsafe"), (resolve,));
     }
     drop(rooms);
+}
+
+/// An asyncio future and what to settle it with.
+enum Settle {
+    Result(PyObject, PyObject),
+    Exception(PyObject, PyObject),
+}
+
+/// The results of one batch for one event loop, settled there in one
+/// callback (`call_soon_threadsafe(resolve)`): no Python object per result
+/// but the result itself.
+#[pyclass(frozen, module = "kpl._kpl")]
+pub(crate) struct Resolve(Mutex<Vec<Settle>>);
+
+#[pymethods]
+impl Resolve {
+    fn __call__(&self, py: Python<'_>) {
+        let items = std::mem::take(&mut *self.0.lock());
+        for item in items {
+            let (future, method, value) = match &item {
+                Settle::Result(f, v) => (f.bind(py), intern!(py, "set_result"), v),
+                Settle::Exception(f, v) => (f.bind(py), intern!(py, "set_exception"), v),
+            };
+            // A future the caller cancelled is done already: skip it.
+            let done = future
+                .call_method0(intern!(py, "done"))
+                .and_then(|d| d.is_truthy());
+            if let Ok(false) = done
+                && let Err(e) = future.call_method1(method, (value,))
+            {
+                e.print(py);
+            }
+        }
+    }
 }
 
 pub(crate) fn run_callback(py: Python<'_>, callback: &PyObject, future: PyObject) {

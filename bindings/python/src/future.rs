@@ -1,4 +1,4 @@
-//! `RecordFuture`: the result of one record of `put_many`, completed in
+//! `RecordFuture`: the result of one record of `put` or `put_many`, completed in
 //! place from the pipeline without the GIL.
 
 use std::sync::Arc;
@@ -55,7 +55,7 @@ impl FutureState {
     }
 }
 
-/// The result of one record put with `Producer.put_many`: a lightweight
+/// The result of one record put with `Producer.put` or `put_many`: a lightweight
 /// future with the `concurrent.futures.Future` interface (no cancellation).
 #[pyclass(frozen, module = "kpl._kpl")]
 pub(crate) struct RecordFuture {

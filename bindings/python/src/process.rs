@@ -3,6 +3,7 @@
 //! down at interpreter exit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -62,6 +63,31 @@ pub(crate) fn env() -> PyResult<Env> {
             )
         },
     )
+}
+
+/// This process's id, remembered: `getpid` is a system call, and every
+/// put checks it (a producer made before a fork refuses in the child).
+/// 0: not read yet, or forgotten in a forked child.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+pub(crate) fn pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            static FORGET_IN_CHILD: std::sync::Once = std::sync::Once::new();
+            // Any fork, os.fork() or one from C: the child reads its own id.
+            FORGET_IN_CHILD.call_once(|| {
+                extern "C" fn forget() {
+                    PID.store(0, Ordering::Relaxed);
+                }
+                // SAFETY: registers a handler that only stores to an atomic.
+                unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+            });
+            let pid = std::process::id();
+            PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
 }
 
 /// Called in the child after `os.fork()`: forgets the parent's runtime.

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use crate::delivery::{Delivery, Outbox, Target, send};
 use crate::errors::{exception, native_error, to_py_err};
 use crate::future::{FutureState, RecordFuture, deadline, step_until};
-use crate::process::{Env, env};
+use crate::process::{Env, env, pid};
 use crate::records::{make_record, records_from};
 
 /// A kpl-core producer owned by one process.
@@ -28,7 +28,7 @@ pub(crate) struct NativeProducer {
 
 impl Drop for NativeProducer {
     fn drop(&mut self) {
-        if self.pid == std::process::id() {
+        if self.pid == pid() {
             // SAFETY: dropped once, here.
             unsafe { ManuallyDrop::drop(&mut self.producer) }
         }
@@ -60,7 +60,7 @@ impl PutFailed {
 
 impl NativeProducer {
     fn check_process(&self) -> PyResult<()> {
-        if self.pid != std::process::id() {
+        if self.pid != pid() {
             return Err(native_error(
                 ErrorKind::ShutDown,
                 "this producer was created in the parent process before os.fork(); create a new one in the child",
@@ -131,7 +131,7 @@ impl NativeProducer {
                     if error.is_none() {
                         error = Some(Error::new(e.kind(), e.message().to_owned()));
                     }
-                    let target = Target::Asyncio {
+                    let target = Target {
                         event_loop: event_loop.clone(),
                         future,
                     };
@@ -208,7 +208,7 @@ impl NativeProducer {
             .map_err(|e| to_py_err(py, &e))?;
         Ok(NativeProducer {
             producer: ManuallyDrop::new(producer),
-            pid: std::process::id(),
+            pid: pid(),
             env,
             put_timeout,
         })
@@ -232,10 +232,9 @@ impl NativeProducer {
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 
-    /// Puts one record; its result resolves `future` (a
-    /// concurrent.futures.Future) from the delivery thread.
-    #[pyo3(signature = (partition_key, data, stream, explicit_hash_key, timeout, future))]
-    #[allow(clippy::too_many_arguments)]
+    /// Puts one record; returns its RecordFuture, completed in place by
+    /// the pipeline (no GIL, no Python object per result until read).
+    #[pyo3(signature = (partition_key, data, stream=None, explicit_hash_key=None, timeout=None))]
     fn put(
         &self,
         py: Python<'_>,
@@ -244,24 +243,25 @@ impl NativeProducer {
         stream: Option<&Bound<'_, PyAny>>,
         explicit_hash_key: Option<&Bound<'_, PyAny>>,
         timeout: Option<f64>,
-        future: PyObject,
-    ) -> PyResult<()> {
+    ) -> PyResult<Py<RecordFuture>> {
         self.check_process()?;
         let record = make_record(partition_key, data, stream, explicit_hash_key)?;
-        let future = Arc::new(future);
-        let deliver = self.env.deliver.clone();
-        let make = move || -> Callback {
-            let future = future.clone();
+        let state = Arc::new(FutureState::default());
+        let future = Py::new(
+            py,
+            RecordFuture {
+                state: state.clone(),
+            },
+        )?;
+        let deliver = &self.env.deliver;
+        let make = || -> Callback {
+            let state = state.clone();
             let deliver = deliver.clone();
-            Box::new(move |result, room| {
-                send(
-                    &deliver,
-                    Delivery::Result(Target::Concurrent(future), result, Some(room)),
-                );
-            })
+            Box::new(move |result, room| state.complete(result, Some(room), &deliver))
         };
         self.put_sync(py, record, seconds(timeout)?, &make)
-            .map_err(|e| e.into_py(py))
+            .map_err(|e| e.into_py(py))?;
+        Ok(future)
     }
 
     /// Puts many records; one RecordFuture per record, in order. Records
@@ -422,7 +422,7 @@ impl NativeProducer {
     /// resolved by then fail with ShutDownError. True if none had to fail.
     #[pyo3(signature = (timeout=30.0))]
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        if self.pid != std::process::id() {
+        if self.pid != pid() {
             return Ok(false);
         }
         let t = seconds(Some(timeout))?.unwrap_or_default();
@@ -458,7 +458,7 @@ pub(crate) fn async_callback(
     Box::new(move |result, room| {
         send(
             &deliver,
-            Delivery::Result(Target::Asyncio { event_loop, future }, result, Some(room)),
+            Delivery::Result(Target { event_loop, future }, result, Some(room)),
         );
     })
 }

@@ -191,13 +191,3 @@ def _from_native(
         error.suggestions = list(suggestions)
     return error
 
-
-def _resolve_batch(items: List[tuple]) -> None:  # type: ignore[type-arg]
-    """Runs on an event loop: resolves asyncio futures the delivery thread sent."""
-    for future, ok, value in items:
-        if future.done():  # cancelled by the caller
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)

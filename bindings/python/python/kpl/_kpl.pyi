@@ -1,7 +1,6 @@
 """The native module (Rust, pyo3). Use the ``kpl`` package instead."""
 
 import asyncio
-import concurrent.futures
 from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from ._errors import KplError
@@ -37,7 +36,7 @@ class PutResult:
     def attempts(self) -> List[Attempt]: ...
 
 class RecordFuture:
-    """The result of one record of ``Producer.put_many``: the
+    """The result of one record of ``Producer.put`` or ``put_many``: the
     ``concurrent.futures.Future`` interface, without cancellation."""
 
     def done(self) -> bool: ...
@@ -61,11 +60,10 @@ class NativeProducer:
         self,
         partition_key: str,
         data: _Data,
-        stream: Optional[str],
-        explicit_hash_key: Union[str, int, None],
-        timeout: Optional[float],
-        future: concurrent.futures.Future[PutResult],
-    ) -> None: ...
+        stream: Optional[str] = None,
+        explicit_hash_key: Union[str, int, None] = None,
+        timeout: Optional[float] = None,
+    ) -> RecordFuture: ...
     def put_many(
         self, records: Iterable[Any], timeout: Optional[float] = None
     ) -> List[RecordFuture]: ...

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import datetime
 import json
 import os
@@ -117,7 +116,7 @@ class _Base:
 class Producer(_Base):
     """A Kinesis producer for synchronous code (threads welcome).
 
-    ``put`` returns a ``concurrent.futures.Future`` of a :class:`PutResult`;
+    ``put`` returns a :class:`RecordFuture` of a :class:`PutResult`;
     ``put_many`` is the fast path. Use it as a context manager, or call
     :meth:`close`; producers still open at interpreter exit are closed
     then (their records delivered, for at most ``kpl.EXIT_TIMEOUT`` s).
@@ -138,16 +137,17 @@ class Producer(_Base):
         stream: Optional[str] = None,
         explicit_hash_key: Union[str, int, None] = None,
         timeout: Optional[float] = None,
-    ) -> "concurrent.futures.Future[PutResult]":
+    ) -> RecordFuture:
         """Puts one record; waits (without the GIL) while the buffer is full,
         at most ``timeout`` seconds (else ``UserRecordTimeoutInMillis``, else
         forever), then raises BufferFullError. Raises ValidationError for a
-        bad record and ShutDownError after close. The future resolves with a
-        PutResult, or fails with the record's KplError."""
-        self._check_open()
-        future: concurrent.futures.Future[PutResult] = concurrent.futures.Future()
-        self._native.put(partition_key, data, stream, explicit_hash_key, timeout, future)
-        return future
+        bad record and ShutDownError after close. Returns its
+        :class:`RecordFuture` (the ``concurrent.futures.Future`` interface,
+        without cancellation), which resolves with a PutResult, or fails
+        with the record's KplError."""
+        if self._closed:
+            self._check_open()
+        return self._native.put(partition_key, data, stream, explicit_hash_key, timeout)
 
     def put_many(
         self, records: Iterable[RecordItem], *, timeout: Optional[float] = None
@@ -215,7 +215,8 @@ class AsyncProducer(_Base):
         """Puts one record once there is room; returns an asyncio future of
         its PutResult. Raises ValidationError for a bad record, ShutDownError
         after close."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PutResult] = loop.create_future()
         admitted = self._native.put_async(
