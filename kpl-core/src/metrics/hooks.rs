@@ -176,7 +176,7 @@ impl Hooks {
         if self.windows.is_none() {
             return;
         }
-        let s = self.acc.stream(&p.stream());
+        let s = self.acc.stream(p.stream());
         let slot = self.acc.slot(s, None);
         self.acc.put(slot, Name::UserRecordsPut, 0.0);
         if expired {

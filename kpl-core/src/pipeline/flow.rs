@@ -24,7 +24,7 @@ impl Engine {
             return self.resolution.refuse(p, err);
         }
         self.resolution.admit(&mut p);
-        let id = self.stream_for(&p.stream(), now);
+        let id = self.stream_for(p.stream(), now);
         if let Some(stream) = self.streams.get_mut(id) {
             stream.last_put = now;
         }
@@ -33,7 +33,7 @@ impl Engine {
 
     /// Routes a record (new, or to be sent again) by its stream's map.
     pub(super) fn route(&mut self, p: Pending, now: Instant) {
-        let id = self.stream_for(&p.stream(), now);
+        let id = self.stream_for(p.stream(), now);
         self.route_in(id, p, now);
     }
 
@@ -47,7 +47,7 @@ impl Engine {
         if let Some(limit) = stream.max_record_size
             && let Some((err, attempt)) = record_size::over_stream_limit(
                 &p.record,
-                &p.stream(),
+                p.stream(),
                 limit,
                 now.saturating_duration_since(p.last_attempt_end()),
             )

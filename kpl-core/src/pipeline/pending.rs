@@ -52,15 +52,18 @@ impl BatchCallback {
 /// callback waits forever.
 pub(crate) struct Reply(Option<ReplyTo>);
 
+type OnceCallback = Box<dyn FnOnce(Result<PutResult, Error>) + Send>;
+type OnceRoomCallback = Box<dyn FnOnce(Result<PutResult, Error>, Room) + Send>;
+
 /// Every variant is one pointer (and a position): a reply is 16 bytes.
 enum ReplyTo {
     Channel(oneshot::Sender<Result<PutResult, Error>>),
-    Callback(Box<Box<dyn FnOnce(Result<PutResult, Error>) + Send>>),
+    Callback(Box<OnceCallback>),
     /// A batch's shared callback and this record's position in the batch:
     /// no allocation per record.
     Indexed(IndexedCallback, u32),
     /// A callback that takes the record's buffer room along (see [`Room`]).
-    CallbackWithRoom(Box<Box<dyn FnOnce(Result<PutResult, Error>, Room) + Send>>),
+    CallbackWithRoom(Box<OnceRoomCallback>),
     IndexedWithRoom(IndexedRoomCallback, u32),
 }
 

@@ -62,7 +62,7 @@ impl Resolution {
 
     /// Counts a record in the current epoch.
     pub fn admit(&mut self, p: &mut Pending) {
-        self.hooks.received(&p.stream());
+        self.hooks.received(p.stream());
         // Kept in 32 bits: fewer than 2^32 epochs are ever open at once.
         p.epoch = self.current_epoch() as u32;
         *self.epochs.back_mut().expect("one epoch always exists") += 1;
