@@ -3,7 +3,7 @@
 # benches/results/<date>-<name>.txt. Release builds; a few minutes each.
 #
 #   benches/run.sh            all of them
-#   benches/run.sh perf       only the named ones (aggregation sim perf throttling metrics ordering spool)
+#   benches/run.sh perf       only the named ones (aggregation sim perf throttling metrics ordering spool profile)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -107,7 +107,12 @@ bench_spool() { # the durable spool's cost: no spool, SpoolSync never / interval
     record spool benches/spool.sh "$KPL"
 }
 
-ALL=(aggregation sim perf throttling metrics ordering spool)
+bench_profile() { # where a record's cost goes: callgrind instructions and heaptrack allocations per record (benches/profile.sh); KPL_BEFORE=<kpl binary> profiles another build beside it
+    cargo build --release -p kpl-cli
+    record profile benches/profile.sh "$KPL" "${KPL_BEFORE:-}"
+}
+
+ALL=(aggregation sim perf throttling metrics ordering spool profile)
 for name in "${@:-${ALL[@]}}"; do
     "bench_$name"
 done
