@@ -198,6 +198,8 @@ pub(crate) struct Pending {
     arrival: Stamp,
     extra: Option<Box<Extra>>,
     pub reply: Reply,
+    /// Its flush epoch (`resolution`), in 32 bits: fewer than 2^32 are
+    /// ever open at once.
     pub epoch: u32,
     /// Under `StrictOrdering`: whether its stream's gate counts this
     /// record out (`ordering`), from when it leaves its shard's queue until
@@ -208,7 +210,8 @@ pub(crate) struct Pending {
 /// What few records carry.
 #[derive(Default)]
 struct Extra {
-    /// Attempts that failed, at most [`KEPT_ATTEMPTS`].
+    /// Its attempts so far: the first and the latest, at most
+    /// [`KEPT_ATTEMPTS`].
     attempts: Vec<Tried>,
     last_attempt_end: Option<Instant>,
     /// The record's sequence number in the spool, if it is spooled: it
