@@ -227,18 +227,13 @@ impl AsRef<UserRecord> for Pending {
 
 impl Pending {
     /// A record that just got buffer room: its buffering time and TTL
-    /// start at `now`.
-    pub fn new(
-        record: UserRecord,
-        stream: Arc<str>,
-        hash_key: HashKey,
-        reply: Reply,
-        now: Instant,
-    ) -> Pending {
-        let record = match record.stream_arc() {
-            Some(s) if Arc::ptr_eq(s, &stream) => record,
-            _ => record.with_stream(stream),
-        };
+    /// start at `now`. It names its stream (admission filled in the
+    /// default one).
+    pub fn new(record: UserRecord, hash_key: HashKey, reply: Reply, now: Instant) -> Pending {
+        debug_assert!(
+            record.stream().is_some(),
+            "an admitted record names its stream"
+        );
         Pending {
             record,
             hash_key: split(hash_key),

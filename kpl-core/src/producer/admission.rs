@@ -1,6 +1,5 @@
 //! Admission: validation, buffer room, and handing records to the pipeline.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -42,9 +41,9 @@ impl Producer {
         if self.inner.closed.load(Relaxed) {
             return refuse(reply, shut_down(), record);
         }
-        let (stream, record) = match (record.stream_arc(), &self.inner.default_stream) {
-            (Some(s), _) => (s.clone(), record),
-            (None, Some(default)) => (default.clone(), record.with_stream(default.clone())),
+        let record = match (record.stream_arc(), &self.inner.default_stream) {
+            (Some(_), _) => record,
+            (None, Some(default)) => record.with_stream(default.clone()),
             (None, None) => {
                 let e = Error::new(
                     ErrorKind::InvalidRecord,
@@ -59,7 +58,6 @@ impl Producer {
         };
         Ok(Admitted {
             record,
-            stream,
             hash_key: explicit.unwrap_or(HashKey::MIN),
             unhashed: explicit.is_none(),
             reply,
@@ -76,7 +74,7 @@ impl Producer {
     /// Stamps the record's clock with `now`; the caller counts it as
     /// buffered (`Shared::buffered`) before the pipeline has it.
     pub(super) fn arrived_at(&self, a: Admitted, now: Instant) -> Pending {
-        Pending::new(a.record, a.stream, a.hash_key, a.reply, now)
+        Pending::new(a.record, a.hash_key, a.reply, now)
     }
 
     pub(super) async fn submit(&self, record: UserRecord, reply: Reply) -> Result<(), Error> {
@@ -178,8 +176,8 @@ impl Producer {
 
 /// A validated record waiting for buffer room (or for the spool).
 pub(crate) struct Admitted {
+    /// The record, naming its stream (the default filled in).
     pub(crate) record: UserRecord,
-    pub(crate) stream: Arc<str>,
     pub(crate) hash_key: HashKey,
     /// `hash_key` is still to be computed from the partition key.
     pub(crate) unhashed: bool,

@@ -180,25 +180,21 @@ impl Feeder<'_> {
                     continue;
                 }
             };
-            let stream = s
-                .record
-                .stream_arc()
-                .cloned()
-                .or_else(|| config.stream.as_deref().map(Arc::from));
-            let checked = match stream {
-                Some(stream) => s
-                    .record
-                    .validate(config.max_user_record_size)
-                    .map(|h| (stream, h)),
+            let record = match (s.record.stream_arc(), &config.stream) {
+                (None, Some(default)) => s.record.with_stream(default.as_str()),
+                _ => s.record,
+            };
+            let checked = match record.stream_arc() {
+                Some(_) => record.validate(config.max_user_record_size),
                 None => Err(Error::new(
                     ErrorKind::InvalidRecord,
                     "the spooled record names no stream",
                 )),
             };
             match checked {
-                Ok((stream, hash_key)) => {
+                Ok(hash_key) => {
                     shared.buffered(1, size);
-                    let mut p = Pending::new(s.record, stream, hash_key, reply, Instant::now());
+                    let mut p = Pending::new(record, hash_key, reply, Instant::now());
                     p.set_spool_seq(s.seq);
                     pending.push(p);
                 }
@@ -206,7 +202,7 @@ impl Feeder<'_> {
                     // Valid when written, not under this configuration (a
                     // smaller MaxUserRecordSize): a final failure.
                     shared.give_back(size);
-                    finished.push((s.seq, reply, e.with_record(s.record)));
+                    finished.push((s.seq, reply, e.with_record(record)));
                 }
             }
         }

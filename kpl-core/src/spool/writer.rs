@@ -232,7 +232,7 @@ impl Spool {
             let size = a.record.size();
             if st.backlog.is_empty() && handoff.shared.try_reserve(size) {
                 handoff.shared.buffered(1, size);
-                let mut p = Pending::new(a.record, a.stream, a.hash_key, a.reply, Instant::now());
+                let mut p = Pending::new(a.record, a.hash_key, a.reply, Instant::now());
                 p.set_spool_seq(seq);
                 direct.push(p);
             } else {
