@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::pending::Expired;
 use super::router::{Outbound, Route, StreamState, single};
 use super::streams::StreamId;
 use super::{Engine, Pending, Timer};
@@ -233,13 +234,7 @@ impl Engine {
             .records
             .iter()
             .any(|p| self.resolution.is_forced(p));
-        let deadline = match ob
-            .record
-            .records
-            .iter()
-            .map(|p| p.deadline(&self.config))
-            .min()
-        {
+        let deadline = match Pending::earliest_deadline(&ob.record.records, &self.config) {
             Some(_) if forced => now,
             Some(d) => d,
             None => now,
@@ -275,15 +270,11 @@ impl Engine {
     /// routed again).
     pub(super) fn dispatch(&mut self, id: StreamId, batch: Vec<Outbound>, now: Instant) {
         let mut live = Vec::with_capacity(batch.len());
+        let expired = Expired::at(now, &self.config);
         for ob in batch {
-            if ob
-                .record
-                .records
-                .iter()
-                .any(|p| now >= p.expiry(&self.config))
-            {
+            if ob.record.records.iter().any(|p| expired.holds(p)) {
                 for p in ob.record.records {
-                    if now >= p.expiry(&self.config) {
+                    if expired.holds(&p) {
                         self.resolution.expire(p, now);
                     } else {
                         self.route(p, now);

@@ -276,6 +276,12 @@ impl Pending {
         self.arrival() + config.record_ttl
     }
 
+    /// The earliest deadline among `records` (deadlines follow arrivals).
+    pub fn earliest_deadline(records: &[Pending], config: &Config) -> Option<Instant> {
+        let first = records.iter().min_by_key(|p| p.arrival)?;
+        Some(first.deadline(config))
+    }
+
     /// When its latest attempt ended (its arrival, before any).
     pub fn last_attempt_end(&self) -> Instant {
         self.extra
@@ -327,6 +333,22 @@ impl Pending {
     }
 }
 
+/// Which records are past RecordTtl at one moment: a batch is checked
+/// with a comparison per record, not a clock conversion.
+#[derive(Clone, Copy)]
+pub(crate) struct Expired(Option<Stamp>);
+
+impl Expired {
+    pub fn at(now: Instant, config: &Config) -> Expired {
+        Expired(now.checked_sub(config.record_ttl).map(Stamp::of))
+    }
+
+    /// Whether `p` is past its RecordTtl (`now >= p.expiry(config)`).
+    pub fn holds(self, p: &Pending) -> bool {
+        self.0.is_some_and(|cutoff| p.arrival <= cutoff)
+    }
+}
+
 fn split(hash_key: HashKey) -> [u64; 2] {
     [(hash_key.0 >> 64) as u64, hash_key.0 as u64]
 }
@@ -344,9 +366,12 @@ impl Stamp {
 
     fn of(t: Instant) -> Stamp {
         let origin = Stamp::origin();
+        // Saturates beyond 292 years either way (a cutoff of a huge
+        // RecordTtl); a record's own arrival is always well inside.
+        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         match t.checked_duration_since(origin) {
-            Some(after) => Stamp(after.as_nanos() as i64),
-            None => Stamp(-(origin.duration_since(t).as_nanos() as i64)),
+            Some(after) => Stamp(nanos(after)),
+            None => Stamp(-nanos(origin.duration_since(t))),
         }
     }
 
@@ -417,6 +442,29 @@ mod tests {
             std::mem::size_of::<Pending>()
         );
         assert_eq!(std::mem::size_of::<Reply>(), 16);
+    }
+
+    #[test]
+    fn expired_agrees_with_expiry() {
+        let now = Instant::now();
+        let record = UserRecord::new("k", "d").with_stream("s");
+        let p = Pending::new(record, HashKey(1), Reply::callback(Box::new(|_| {})), now);
+        let mut config = Config {
+            record_ttl: std::time::Duration::from_millis(1000),
+            ..Config::default()
+        };
+        for after_ms in [0, 999, 1000, 1001, 5000] {
+            let at = now + std::time::Duration::from_millis(after_ms);
+            assert_eq!(
+                Expired::at(at, &config).holds(&p),
+                at >= p.expiry(&config),
+                "{after_ms}"
+            );
+        }
+        // A TTL longer than the clock goes back: nothing expires.
+        config.record_ttl = std::time::Duration::from_secs(u64::MAX / 4);
+        assert!(!Expired::at(now, &config).holds(&p));
+        p.reply.forget();
     }
 
     #[test]
