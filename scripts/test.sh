@@ -298,7 +298,8 @@ step_bench_smoke() {
     rm -rf "$out"
     benches/peers/run.sh --no-build --no-idle-wait --bin-dir "$bin" --out "$out" --timeout 60 \
         --records 2000 --peers rust,c --cells 100b,1kb --sections peers,memory,embedded,paced \
-        --mem-records 2000 --embedded-records 2000 --embedded-runs 1 --paced-records 1500
+        --mem-records 2000 --embedded-records 2000 --embedded-runs 1 --paced-records 1500 \
+        --paced-runs 1 --paced-full-records 2000
     python3 scripts/bench_smoke_check.py "$out"
 }
 

@@ -16,12 +16,14 @@
 # Sections after the peers: memory (per buffered record, against a black
 # hole), latency (half a 1-shard stream's sustainable rate), embedded (`kpl
 # perf --unlimited` with its own simulator, EMB_RUNS times), paced (`kpl perf
-# --rate 15000` against a separate simulator, and `--driver-only` if kpl has it).
+# --rate 15000` and `kpl perf` at full speed, alternating PACED_RUNS times,
+# each against a fresh simulator; the driver alone at both paces if kpl has
+# `--driver-only`).
 #
 #   benches/peers/run.sh [--records N] [--peers a,b,...] [--cells c,...] [--timeout S]
 #       [--no-build] [--no-idle-wait] [--bin-dir DIR] [--out DIR] [--sections peers,memory,latency,embedded,paced]
 #       [--mem-records N] [--embedded-records N] [--embedded-runs N]
-#       [--paced-records N] [--paced-rate R] [--kpl-cap N]
+#       [--paced-records N] [--paced-rate R] [--paced-full-records N] [--paced-runs N] [--kpl-cap N]
 #
 # Peers: rust c go kpl-pooled kpl-per-request kpl-java (the naive KPL run)
 #        node node-many python python-put python-async aiokpl agg-boto3 agg-node
@@ -43,7 +45,7 @@ CELLS="100b,1kb,10kb,keys1,keys100k"
 SECTIONS="peers,memory,latency,embedded,paced" MEM_RECORDS=1000000
 EMB_RECORDS=1000000 EMB_RUNS=3
 # Paced: a gateway's modest rate, 30 s of it.
-PACED_RATE=15000 PACED_RECORDS=450000
+PACED_RATE=15000 PACED_RECORDS=450000 PACED_FULL_RECORDS=1000000 PACED_RUNS=3
 # The KPL's README asks for back-pressure on getOutstandingRecordsCount().
 KPL_CAP=10000
 # Latency: 1 shard with limits on sustains ~9,000 aggregated 100-byte records/s
@@ -65,8 +67,10 @@ while [[ $# -gt 0 ]]; do
         --embedded-runs) EMB_RUNS="$2"; shift 2 ;;
         --paced-records) PACED_RECORDS="$2"; shift 2 ;;
         --paced-rate) PACED_RATE="$2"; shift 2 ;;
+        --paced-full-records) PACED_FULL_RECORDS="$2"; shift 2 ;;
+        --paced-runs) PACED_RUNS="$2"; shift 2 ;;
         --kpl-cap) KPL_CAP="$2"; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -357,25 +361,34 @@ if section embedded; then
 fi
 
 if section paced; then
-    paced=(--endpoint "" --stream bench --records "$PACED_RECORDS" --rate "$PACED_RATE" --record-size 100
-           --partition-keys 1000 --unlimited --no-verify --json "${CREDS[@]}")
-    log "paced: $PACED_RECORDS records at $PACED_RATE/s against a separate kpl sim --unlimited"
-    if start_sim; then
-        paced[1]="$EP"
-        timeout "$TIMEOUT" /usr/bin/time -v -o "$W/paced.time" "$KPL" perf "${paced[@]}" >"$W/paced.out" 2>"$W/paced.err"
-        extra_row paced $? "$W/paced.out" "$W/paced.err" "$W/paced.time" >>"$PACED_ROWS"
-        stop_sim
-    else
-        echo '{"peer":"paced","status":"sim did not start"}' >>"$PACED_ROWS"
-    fi
+    # Paced and full-speed runs alternate (PACED_RUNS rounds, each against a
+    # fresh simulator), so both medians see the same machine; the drivers
+    # alone (paced and full speed) once each.
+    common=(--stream bench --record-size 100 --partition-keys 1000 --unlimited --no-verify --json "${CREDS[@]}")
+    log "paced: $PACED_RUNS rounds of $PACED_RECORDS records at $PACED_RATE/s and $PACED_FULL_RECORDS at full speed"
+    for i in $(seq "$PACED_RUNS"); do
+        for mode in full paced; do
+            if [[ $mode == paced ]]; then args=(--records "$PACED_RECORDS" --rate "$PACED_RATE")
+            else args=(--records "$PACED_FULL_RECORDS"); fi
+            if start_sim; then
+                timeout "$TIMEOUT" /usr/bin/time -v -o "$W/$mode-$i.time" "$KPL" perf --endpoint "$EP" "${common[@]}" \
+                    "${args[@]}" >"$W/$mode-$i.out" 2>"$W/$mode-$i.err"
+                extra_row "$mode-$i" $? "$W/$mode-$i.out" "$W/$mode-$i.err" "$W/$mode-$i.time" >>"$PACED_ROWS"
+                stop_sim
+            else
+                echo "{\"peer\":\"$mode-$i\",\"status\":\"sim did not start\"}" >>"$PACED_ROWS"
+            fi
+        done
+    done
     if "$KPL" perf --help | grep -q -- '--driver-only'; then
-        if start_sim; then
-            paced[1]="$EP"
-            timeout "$TIMEOUT" /usr/bin/time -v -o "$W/driver.time" "$KPL" perf --driver-only "${paced[@]}" \
-                >"$W/driver.out" 2>"$W/driver.err"
-            extra_row driver-only $? "$W/driver.out" "$W/driver.err" "$W/driver.time" >>"$PACED_ROWS"
-            stop_sim
-        fi
+        for mode in paced full; do
+            if [[ $mode == paced ]]; then args=(--records "$PACED_RECORDS" --rate "$PACED_RATE") label=driver-only
+            else args=(--records "$PACED_FULL_RECORDS") label=driver-only-full; fi
+            # The driver puts nothing; the endpoint is never called.
+            timeout "$TIMEOUT" /usr/bin/time -v -o "$W/$label.time" "$KPL" perf --driver-only --endpoint http://127.0.0.1:9 \
+                "${common[@]}" "${args[@]}" >"$W/$label.out" 2>"$W/$label.err"
+            extra_row "$label" $? "$W/$label.out" "$W/$label.err" "$W/$label.time" >>"$PACED_ROWS"
+        done
     else
         echo '{"peer":"driver-only","status":"driver-only not available (kpl perf --help does not list --driver-only)"}' \
             >>"$PACED_ROWS"
