@@ -36,6 +36,9 @@ const PAYLOAD_HEADER: usize = 24;
 /// last read: waking for every record would measure the timer instead.
 const PACE_TICK: Duration = Duration::from_millis(20);
 
+/// How often a run without `--json` prints its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
 /// Hands out the indexes of the records to put next: as fast as they are
 /// taken, or as they come due at `rate` records/s.
 struct Pacer {
@@ -271,14 +274,12 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
         ..Results::default()
     }));
     let resolved = Arc::new(AtomicU64::new(0));
-    let peak_buffered = Arc::new(AtomicU64::new(0));
-    let progress = spawn_progress(
-        producer.clone(),
-        resolved.clone(),
-        peak_buffered.clone(),
-        args.records,
-        args.json,
-    );
+    // A line a second for people; none under --json, whose run then has no
+    // timer of its own besides the pacer's.
+    let progress =
+        (!args.json).then(|| spawn_progress(producer.clone(), resolved.clone(), args.records));
+    // Sampled after every put, when the buffer is at its fullest.
+    let mut peak_buffered = 0;
 
     let cpu_start = cpu_time();
     let started = Instant::now();
@@ -298,11 +299,14 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
                 resolved.fetch_add(1, Relaxed);
             })
             .await;
+        peak_buffered = peak_buffered.max(producer.buffered_bytes());
     }
     producer.flush().await.map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     let cpu = cpu_time() - cpu_start;
-    progress.abort();
+    if let Some(progress) = progress {
+        progress.abort();
+    }
     let metrics = producer.metrics();
     producer
         .shutdown(Duration::from_secs(30))
@@ -348,7 +352,7 @@ pub async fn run(args: PerfArgs) -> Result<bool, String> {
             .round() as u64,
         throttled: metrics.throttled_attempts,
         failed,
-        peak_buffered_bytes: peak_buffered.load(Relaxed),
+        peak_buffered_bytes: peak_buffered,
         cpu_seconds: cpu.as_secs_f64(),
         per_shard_records_per_sec: per_shard_rates(&results, elapsed),
         verified,
@@ -428,36 +432,33 @@ async fn sdk_client(config: &Config) -> Result<aws_sdk_kinesis::Client, String> 
     Ok(aws_sdk_kinesis::Client::from_conf(conf))
 }
 
+/// Prints a line a second: resolved records, their rate, the buffer.
 fn spawn_progress(
     producer: Producer,
     resolved: Arc<AtomicU64>,
-    peak_buffered: Arc<AtomicU64>,
     total: u64,
-    quiet: bool,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let started = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.tick().await;
         let mut last_print = Instant::now();
         let mut last_resolved = 0;
         loop {
             tick.tick().await;
             let m = producer.metrics();
-            peak_buffered.fetch_max(m.buffered_bytes, Relaxed);
-            if !quiet && last_print.elapsed() >= Duration::from_secs(1) {
-                let done = resolved.load(Relaxed);
-                let rate = (done - last_resolved) as f64 / last_print.elapsed().as_secs_f64();
-                eprintln!(
-                    "{:>5.1}s  {done}/{total} resolved  {:>9.0} rec/s  buffered {} records / {:.1} MB  throttled {}",
-                    started.elapsed().as_secs_f64(),
-                    rate,
-                    m.user_records_pending,
-                    m.buffered_bytes as f64 / 1e6,
-                    m.throttled_attempts,
-                );
-                last_print = Instant::now();
-                last_resolved = done;
-            }
+            let done = resolved.load(Relaxed);
+            let rate = (done - last_resolved) as f64 / last_print.elapsed().as_secs_f64();
+            eprintln!(
+                "{:>5.1}s  {done}/{total} resolved  {:>9.0} rec/s  buffered {} records / {:.1} MB  throttled {}",
+                started.elapsed().as_secs_f64(),
+                rate,
+                m.user_records_pending,
+                m.buffered_bytes as f64 / 1e6,
+                m.throttled_attempts,
+            );
+            last_print = Instant::now();
+            last_resolved = done;
         }
     })
 }

@@ -491,6 +491,22 @@ impl Producer {
         self.inner.shared.outstanding.load(Relaxed)
     }
 
+    /// Bytes of the records put and not yet resolved (partition keys,
+    /// explicit hash keys and data, as `MaxBufferedBytes` counts them): an
+    /// atomic load, cheap enough to sample after every put.
+    ///
+    /// ```
+    /// # async fn run(producer: kpl_core::Producer) {
+    /// let fill = producer.buffered_bytes() as f64 / producer.config().max_buffered_bytes as f64;
+    /// if fill > 0.9 {
+    ///     tracing::warn!("the producer's buffer is {:.0}% full", fill * 100.0);
+    /// }
+    /// # }
+    /// ```
+    pub fn buffered_bytes(&self) -> u64 {
+        self.inner.shared.buffered_bytes.load(Relaxed)
+    }
+
     /// The pipeline's own state, for diagnostics: how many streams it
     /// keeps and how many timers it holds (both stay bounded however long
     /// a producer runs; streams that are gone or unused leave).
