@@ -174,7 +174,9 @@ start_sim() { # [--tls] [--limits]: a fresh simulator with stream bench (4 shard
         shift
     done
     : >"$out"
-    "$KPL" sim --port 0 "${limits[@]}" "${tls[@]}" >"$out" 2>"$W/sim.err" &
+    # No retention cap: one shard holds the whole keys1 cell (~115 MiB).
+    "$KPL" sim --port 0 "${limits[@]}" "${tls[@]}" --retain-records-per-shard 0 --retain-mib-per-shard 0 \
+        >"$out" 2>"$W/sim.err" &
     SIM_PID=$!
     for _ in $(seq 100); do
         EP="$(grep -o 'http://[0-9.:]*' "$out" | head -n1)"

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use kpl_sim::{Faults, Sim, SimConfig};
+use kpl_sim::{Faults, MIB, Retention, Sim, SimConfig};
 
 /// Flags of `kpl sim`.
 #[derive(Args, Debug)]
@@ -67,6 +67,14 @@ pub struct SimArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Kinesis records a shard keeps at most; the oldest go first (0: no cap).
+    #[arg(long, default_value_t = 100_000)]
+    retain_records_per_shard: usize,
+    /// MiB of data and partition keys a shard keeps at most; the oldest
+    /// records go first (0: no cap). One shard taking a million 100-byte
+    /// records aggregated needs about 115.
+    #[arg(long, default_value_t = 64)]
+    retain_mib_per_shard: usize,
 }
 
 fn parse_stream(text: &str) -> Result<(String, u32), String> {
@@ -90,6 +98,11 @@ pub async fn run(args: SimArgs) -> Result<(), String> {
     config.limits.shard_records_per_sec = args.shard_records_per_sec;
     config.limits.shard_bytes_per_sec = args.shard_bytes_per_sec;
     config.limits.throughput_enabled = !args.unlimited;
+    let cap = |n: usize| (n > 0).then_some(n);
+    config = config.retention(Retention {
+        max_records_per_shard: cap(args.retain_records_per_shard),
+        max_bytes_per_shard: cap(args.retain_mib_per_shard).map(|mib| mib.saturating_mul(MIB)),
+    });
     config = config.faults(Faults {
         seed: args.seed,
         record_internal_failure: args.fault_record_internal_failure,
