@@ -491,9 +491,9 @@ impl Producer {
         self.inner.shared.outstanding.load(Relaxed)
     }
 
-    /// Bytes of the records put and not yet resolved (partition keys,
-    /// explicit hash keys and data, as `MaxBufferedBytes` counts them): an
-    /// atomic load, cheap enough to sample after every put.
+    /// Bytes of the records put and not yet resolved (partition key plus
+    /// data, as `MaxBufferedBytes` counts them): an atomic load, cheap
+    /// enough to sample after every put.
     ///
     /// ```
     /// # async fn run(producer: kpl_core::Producer) {
