@@ -123,7 +123,6 @@ class Producer {
     let lastId = -1;
     let entry;
     for (let i = 0; i < ids.length; i++) {
-      const result = new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, i);
       const id = ids[i];
       if (id !== lastId) {
         entry = pending.get(id);
@@ -133,13 +132,13 @@ class Producer {
       if (entry.singles !== undefined) {
         const resolve = entry.singles[entry.base + indexes[i]];
         this._singleSettled(id, entry);
-        resolve(result);
+        resolve(new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, i));
         if (entry.left === 0) entry = undefined;
       } else if (entry.chunk === undefined) {
         this._untrack(id);
-        entry.resolve(result);
+        entry.resolve(new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, i));
       } else {
-        this._chunkResult(id, entry, indexes[i], result, false);
+        this._chunkDelivered(id, entry, indexes[i], batch, i);
         if (entry.left === 0) entry = undefined;
       }
     }
@@ -154,7 +153,7 @@ class Producer {
         this._untrack(d.id);
         e.reject(toError(d.error));
       } else {
-        this._chunkResult(d.id, e, d.index, toError(d.error), true);
+        this._chunkFailed(d.id, e, d.index, toError(d.error));
       }
     }
   }
@@ -164,11 +163,27 @@ class Producer {
     if (--entry.left === 0) this._untrack(id);
   }
 
-  /** One record of a putMany chunk has its outcome. */
-  _chunkResult(id, entry, index, outcome, failed) {
+  /**
+   * One record of a putMany chunk was delivered: its result is the `at`th
+   * of the results batch `from`. Only where to find it is kept (its
+   * PutResult is made when the putMany settles): a result object per
+   * record that lives until the whole putMany is done costs the garbage
+   * collector more than one made just before the caller gets it.
+   */
+  _chunkDelivered(id, entry, index, from, at) {
     const batch = entry.batch;
-    batch.results[entry.map === null ? entry.base + index : entry.map[index]] = outcome;
-    if (failed) batch.failed++;
+    const k = entry.map === null ? entry.base + index : entry.map[index];
+    batch.from[k] = from;
+    batch.at[k] = at;
+    if (--entry.left === 0) this._untrack(id);
+    if (--batch.left === 0) batch.settle();
+  }
+
+  /** One record of a putMany chunk failed with `error`. */
+  _chunkFailed(id, entry, index, error) {
+    const batch = entry.batch;
+    batch.results[entry.map === null ? entry.base + index : entry.map[index]] = error;
+    batch.failed++;
     if (--entry.left === 0) this._untrack(id);
     if (--batch.left === 0) batch.settle();
   }
@@ -341,7 +356,12 @@ class Producer {
     if (n === 0) return [];
     let resolve;
     const done = new Promise((res) => { resolve = res; });
-    const batch = { results: new Array(n), left: n, failed: 0, settle: () => resolve() };
+    // Per record: its results batch and position there once delivered
+    // (`from`, `at`), or in `results` the error that refused it.
+    const batch = {
+      results: new Array(n), from: new Array(n), at: new Uint32Array(n),
+      left: n, failed: 0, settle: () => resolve(),
+    };
     // The records go to the native side in chunks: one native call, one
     // concatenated buffer and one pending entry per chunk, each record's
     // outcome comes back by its index in the chunk.
@@ -363,6 +383,7 @@ class Producer {
       if (positions !== null) positions.push(i);
       cols.push(records[i], bytes);
     }
+    records = null; // taken: the records need not outlive the awaits below
     if (cols.length > 0 && this._native === null) await this._ready;
     for (let at = 0; at < cols.length;) {
       const c = cols.chunk(at);
@@ -377,7 +398,14 @@ class Producer {
       if (admitted !== undefined) await admitted;
     }
     if (batch.left > 0) await done;
-    const results = batch.results;
+    const { results, from, at } = batch;
+    for (let i = 0; i < n; i++) {
+      const b = from[i];
+      if (b !== undefined) {
+        const k = at[i];
+        results[i] = new PutResult(b.groups[b.groupOf[k]], b.subSequenceNumbers[k], b, k);
+      }
+    }
     if (batch.failed > 0) {
       const errors = [];
       for (const r of results) if (r instanceof Error) errors.push(r);

@@ -73,6 +73,25 @@ function scratch(size) {
 }
 
 /**
+ * Writes `key` as UTF-8 into `buf` at `at`; returns the bytes written.
+ * Short ASCII keys (the usual partition key) are copied here, which costs
+ * less than a call into Buffer#write per record.
+ */
+function writeKey(buf, key, at) {
+  const n = key.length;
+  if (n <= 64) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = key.charCodeAt(i);
+      if (c > 0x7f) break;
+      buf[at + i] = c;
+    }
+    if (i === n) return n;
+  }
+  return buf.write(key, at);
+}
+
+/**
  * Records taken column by column when they are put (so a record object
  * changed afterwards does not change what is sent), packed into chunks for
  * the native putMany.
@@ -108,7 +127,8 @@ class Columns {
    * record's partition key (UTF-8) and data go into one buffer; `offsets`
    * holds 2 per record (key start, data start) and the end. `next` is the
    * first record left out. `packed` is shared: hand it to the native
-   * side (which copies it) before packing the next chunk.
+   * side (which copies it) before packing the next chunk. Each range is
+   * packed once: the columns let go of what they packed.
    */
   chunk(from) {
     const { keys, datas, streams, ehks } = this;
@@ -124,10 +144,15 @@ class Columns {
     let at = 0;
     for (let i = from, k = 0; i < upTo; i++, k++) {
       offsets[2 * k] = at;
-      at += packed.write(keys[i], at);
+      at += writeKey(packed, keys[i], at);
       offsets[2 * k + 1] = at;
       packed.set(datas[i], at);
       at += datas[i].byteLength;
+      // Packed records are not read again: let their strings and buffers
+      // go while the chunk waits for its results (a record kept that long
+      // outlives young-generation collections and costs a copy or two).
+      keys[i] = undefined;
+      datas[i] = undefined;
     }
     offsets[offsets.length - 1] = at;
     return {
