@@ -4,7 +4,7 @@
 const native = require('../native.cjs');
 const { PutManyError, isErrInfo, toError } = require('./errors');
 const { Columns, recordBytes, unpack } = require('./records');
-const { PutResult } = require('./results');
+const { resultAt } = require('./results');
 const { toSettings } = require('./settings');
 
 const kNative = Symbol('native');
@@ -17,6 +17,11 @@ const CREATE = Symbol('create');
 let captured = null;
 function capture(resolve) {
   captured = resolve;
+}
+
+/** Where the `index`th record of a putMany chunk is in the putMany. */
+function chunkPosition(entry, index) {
+  return entry.map === null ? entry.base + index : entry.map[index];
 }
 
 /** Settles a put() promise, through its resolve function, as failed. */
@@ -118,7 +123,7 @@ class Producer {
   }
 
   _onResults(batch) {
-    const { ids, indexes, groupOf, subSequenceNumbers, groups, failures } = batch;
+    const { ids, indexes, failures } = batch;
     const pending = this._pending;
     let lastId = -1;
     let entry;
@@ -132,11 +137,11 @@ class Producer {
       if (entry.singles !== undefined) {
         const resolve = entry.singles[entry.base + indexes[i]];
         this._singleSettled(id, entry);
-        resolve(new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, i));
+        resolve(resultAt(batch, i));
         if (entry.left === 0) entry = undefined;
       } else if (entry.chunk === undefined) {
         this._untrack(id);
-        entry.resolve(new PutResult(groups[groupOf[i]], subSequenceNumbers[i], batch, i));
+        entry.resolve(resultAt(batch, i));
       } else {
         this._chunkDelivered(id, entry, indexes[i], batch, i);
         if (entry.left === 0) entry = undefined;
@@ -171,21 +176,23 @@ class Producer {
    * collector more than one made just before the caller gets it.
    */
   _chunkDelivered(id, entry, index, from, at) {
-    const batch = entry.batch;
-    const k = entry.map === null ? entry.base + index : entry.map[index];
-    batch.from[k] = from;
-    batch.at[k] = at;
-    if (--entry.left === 0) this._untrack(id);
-    if (--batch.left === 0) batch.settle();
+    const k = chunkPosition(entry, index);
+    entry.batch.from[k] = from;
+    entry.batch.at[k] = at;
+    this._chunkSettled(id, entry);
   }
 
   /** One record of a putMany chunk failed with `error`. */
   _chunkFailed(id, entry, index, error) {
-    const batch = entry.batch;
-    batch.results[entry.map === null ? entry.base + index : entry.map[index]] = error;
-    batch.failed++;
+    entry.batch.results[chunkPosition(entry, index)] = error;
+    entry.batch.failed++;
+    this._chunkSettled(id, entry);
+  }
+
+  /** One more record of a putMany chunk has its outcome. */
+  _chunkSettled(id, entry) {
     if (--entry.left === 0) this._untrack(id);
-    if (--batch.left === 0) batch.settle();
+    if (--entry.batch.left === 0) entry.batch.settle();
   }
 
   _id() {
@@ -400,11 +407,7 @@ class Producer {
     if (batch.left > 0) await done;
     const { results, from, at } = batch;
     for (let i = 0; i < n; i++) {
-      const b = from[i];
-      if (b !== undefined) {
-        const k = at[i];
-        results[i] = new PutResult(b.groups[b.groupOf[k]], b.subSequenceNumbers[k], b, k);
-      }
+      if (from[i] !== undefined) results[i] = resultAt(from[i], at[i]);
     }
     if (batch.failed > 0) {
       const errors = [];

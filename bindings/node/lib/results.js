@@ -60,4 +60,9 @@ class PutResult {
   }
 }
 
-module.exports = { PutResult };
+/** The PutResult of the `i`th result of a native results batch. */
+function resultAt(batch, i) {
+  return new PutResult(batch.groups[batch.groupOf[i]], batch.subSequenceNumbers[i], batch, i);
+}
+
+module.exports = { PutResult, resultAt };
