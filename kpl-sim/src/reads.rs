@@ -161,7 +161,7 @@ impl Shared {
                 .map(|rec| OutRec {
                     sequence_number: seq_string(rec.seq),
                     approximate_arrival_timestamp: epoch_secs(rec.arrival_ms),
-                    data: B64.encode(&rec.data),
+                    data: base64_simd::STANDARD.encode_to_string(&rec.data),
                     partition_key: &rec.partition_key,
                 })
                 .collect(),

@@ -53,6 +53,12 @@ async fn bad_requests_get_service_errors() {
             "SerializationException",
         ),
         (
+            // Unpadded base64: the decoder is strict.
+            "PutRecords",
+            r#"{"StreamName": "s", "Records": [{"Data": "AQ", "PartitionKey": "k"}]}"#,
+            "SerializationException",
+        ),
+        (
             "PutRecords",
             r#"{"Records": [{"Data": "AQ==", "PartitionKey": "k"}]}"#,
             "InvalidArgumentException",
