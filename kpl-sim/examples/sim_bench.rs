@@ -12,8 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64_simd::STANDARD as B64;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -101,7 +100,7 @@ async fn connect(host: &str) -> hyper::client::conn::http1::SendRequest<Full<Byt
 }
 
 fn body(stream: &str, records: usize, size: usize, salt: usize) -> Bytes {
-    let data = B64.encode(vec![b'x'; size]);
+    let data = B64.encode_to_string(vec![b'x'; size]);
     let mut s = format!("{{\"StreamName\":\"{stream}\",\"Records\":[");
     for i in 0..records {
         if i > 0 {

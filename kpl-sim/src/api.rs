@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64_simd::STANDARD as B64;
 use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -269,7 +268,7 @@ impl Shared {
         let after = r
             .next_token
             .as_deref()
-            .and_then(|t| B64.decode(t).ok())
+            .and_then(|t| B64.decode_to_vec(t).ok())
             .and_then(|b| String::from_utf8(b).ok())
             .or(r.exclusive_start_stream_name);
         let names: Vec<String> = self
@@ -299,7 +298,7 @@ impl Shared {
             "StreamSummaries": summaries,
         });
         if more && let Some(last) = page.last() {
-            out["NextToken"] = json!(B64.encode(last.as_bytes()));
+            out["NextToken"] = json!(B64.encode_to_string(last.as_bytes()));
         }
         Ok(to_json(&out))
     }
@@ -373,7 +372,7 @@ impl Shared {
                 ));
             }
             let bad = || ApiError::invalid_argument(format!("Invalid NextToken {token}"));
-            let raw = B64.decode(token).map_err(|_| bad())?;
+            let raw = B64.decode_to_vec(token).map_err(|_| bad())?;
             let raw = String::from_utf8(raw).map_err(|_| bad())?;
             let mut it = raw.split('\n');
             let name = it.next().ok_or_else(bad)?.to_string();
@@ -416,7 +415,8 @@ impl Shared {
         if shards.len() > page.len()
             && let Some(last) = page.last()
         {
-            out["NextToken"] = json!(B64.encode(format!("{}\n{}\n{}", name, last.index, filter)));
+            out["NextToken"] =
+                json!(B64.encode_to_string(format!("{}\n{}\n{}", name, last.index, filter)));
         }
         Ok(to_json(&out))
     }

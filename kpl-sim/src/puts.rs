@@ -2,6 +2,7 @@
 //! by its hash key, and put to its shard under the shard's limits and the
 //! injected faults.
 
+use base64_simd::STANDARD as B64;
 use bytes::Bytes;
 use serde_json::json;
 
@@ -24,9 +25,8 @@ impl Shared {
     ) -> Result<PutEntry, ApiError> {
         let data = data.ok_or_else(|| ApiError::missing(&member(i, "data")))?;
         let key = key.ok_or_else(|| ApiError::missing(&member(i, "partitionKey")))?;
-        // Every record's data passes here: the SIMD decoder (strict, as the
-        // service: padding required, no stray bits).
-        let decoded = base64_simd::STANDARD.decode_to_vec(data).map_err(|_| {
+        // Strict, as the service: padding required, no stray bits.
+        let decoded = B64.decode_to_vec(data).map_err(|_| {
             ApiError::serialization(format!("Invalid base64 in '{}'", member(i, "data")))
         })?;
         check_entry(i, key, ehk, Bytes::from(decoded), stream, limits)

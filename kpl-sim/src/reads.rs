@@ -1,8 +1,7 @@
 //! The read side: GetShardIterator and GetRecords, and the iterators
 //! they hand out (stream name, incarnation, shard and position, base64).
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64_simd::STANDARD as B64;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -161,7 +160,7 @@ impl Shared {
                 .map(|rec| OutRec {
                     sequence_number: seq_string(rec.seq),
                     approximate_arrival_timestamp: epoch_secs(rec.arrival_ms),
-                    data: base64_simd::STANDARD.encode_to_string(&rec.data),
+                    data: B64.encode_to_string(&rec.data),
                     partition_key: &rec.partition_key,
                 })
                 .collect(),
@@ -174,14 +173,14 @@ impl Shared {
 }
 
 fn encode_iterator(stream: &Stream, shard_index: u32, pos: u64) -> String {
-    B64.encode(format!(
+    B64.encode_to_string(format!(
         "{}\n{}\n{}\n{}",
         stream.name, stream.incarnation, shard_index, pos
     ))
 }
 
 fn decode_iterator(it: &str) -> Option<(String, u64, u32, u64)> {
-    let raw = String::from_utf8(B64.decode(it).ok()?).ok()?;
+    let raw = String::from_utf8(B64.decode_to_vec(it).ok()?).ok()?;
     let mut p = raw.split('\n');
     let name = p.next()?.to_string();
     let inc = p.next()?.parse().ok()?;
