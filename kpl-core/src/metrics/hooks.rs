@@ -23,7 +23,7 @@ use super::names::{MetricsLevel, Name};
 use crate::aggregation::KinesisRecord;
 use crate::config::Config;
 use crate::kinesis::EntryOutcome;
-use crate::pipeline::Pending;
+use crate::pipeline::{Pending, Stamp};
 
 /// How often UserRecordsPending is sampled (the KPL's period).
 const PENDING_SAMPLE_EVERY: Duration = Duration::from_millis(200);
@@ -143,6 +143,7 @@ impl Hooks {
         let slot = self.acc.slot(s, Some(shard));
         let (mut data, mut buffering, mut retries) =
             (StatSet::EMPTY, StatSet::EMPTY, StatSet::EMPTY);
+        let attempt_start = attempt_start.map(Stamp::of);
         for p in &kr.records {
             data.add(p.record.data().len() as f64);
             for a in p.attempts() {
@@ -150,7 +151,7 @@ impl Hooks {
             }
             let tries = match attempt_start {
                 Some(start) => {
-                    buffering.add(ms(start.saturating_duration_since(p.last_attempt_end())));
+                    buffering.add(ms(p.wait_before(start)));
                     p.attempts().len()
                 }
                 None => p.attempts().len().saturating_sub(1),
@@ -183,11 +184,8 @@ impl Hooks {
             self.acc.put(slot, Name::UserRecordExpired, 1.0);
         }
         if p.attempts().is_empty() {
-            self.acc.put(
-                slot,
-                Name::BufferingTime,
-                ms(now.saturating_duration_since(p.arrival())),
-            );
+            self.acc
+                .put(slot, Name::BufferingTime, ms(p.buffered_at(Stamp::of(now))));
         }
         for a in p.attempts() {
             self.acc.put(slot, Name::BufferingTime, ms(a.delay));

@@ -38,8 +38,16 @@ impl Engine {
         self.route_in(id, p, now);
     }
 
+    /// Which records are past RecordTtl at `now`.
+    fn expired_at(&mut self, now: Instant) -> Expired {
+        if self.ttl_cutoff.0 != now {
+            self.ttl_cutoff = (now, Expired::at(now, &self.config));
+        }
+        self.ttl_cutoff.1
+    }
+
     fn route_in(&mut self, id: StreamId, mut p: Pending, now: Instant) {
-        if now >= p.expiry(&self.config) {
+        if self.expired_at(now).holds(&p) {
             return self.resolution.expire(p, now);
         }
         let Some(stream) = self.streams.get_mut(id) else {
@@ -50,7 +58,7 @@ impl Engine {
                 &p.record,
                 p.stream(),
                 limit,
-                now.saturating_duration_since(p.last_attempt_end()),
+                p.wait_before(super::Stamp::of(now)),
             )
         {
             p.keep_attempt(attempt.into());
@@ -82,7 +90,7 @@ impl Engine {
 
     /// The stream's id, adding it to the table (and loading its map) if new.
     pub(super) fn stream_for(&mut self, name: &std::sync::Arc<str>, now: Instant) -> StreamId {
-        if let Some(id) = self.streams.find(name) {
+        if let Some(id) = self.streams.find_arc(name) {
             return id;
         }
         let id = self
@@ -270,7 +278,7 @@ impl Engine {
     /// routed again).
     pub(super) fn dispatch(&mut self, id: StreamId, batch: Vec<Outbound>, now: Instant) {
         let mut live = Vec::with_capacity(batch.len());
-        let expired = Expired::at(now, &self.config);
+        let expired = self.expired_at(now);
         for ob in batch {
             if ob.record.records.iter().any(|p| expired.holds(p)) {
                 for p in ob.record.records {

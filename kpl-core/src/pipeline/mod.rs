@@ -39,7 +39,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 pub(crate) use pending::{
-    BatchCallback, Failure, IndexedCallback, IndexedRoomCallback, Pending, Reply,
+    BatchCallback, Failure, IndexedCallback, IndexedRoomCallback, Pending, Reply, Stamp,
 };
 pub use room::Room;
 
@@ -153,6 +153,9 @@ pub(crate) struct Engine {
     /// (`StrictOrdering`; see `ordering::settle_order`).
     resending: Vec<StreamId>,
     rng: SmallRng,
+    /// RecordTtl's cutoff at the `now` it was last worked out for: a turn
+    /// routes many records at one `now`.
+    ttl_cutoff: (Instant, pending::Expired),
     aborting: bool,
     closing: bool,
 }
@@ -171,7 +174,9 @@ impl Engine {
             None => SmallRng::from_rng(&mut rand::rng()),
         };
         let first_metrics_tick = metrics_hooks.first_tick();
+        let now = Instant::now();
         let mut engine = Engine {
+            ttl_cutoff: (now, pending::Expired::at(now, &config)),
             sender: Sender::new(kinesis, events_tx, config.max_connections),
             resolution: Resolution::new(shared, config.record_ttl, metrics_hooks),
             config,

@@ -2,6 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -213,7 +214,7 @@ struct Extra {
     /// Its attempts so far: the first and the latest, at most
     /// [`KEPT_ATTEMPTS`].
     attempts: Vec<Tried>,
-    last_attempt_end: Option<Instant>,
+    last_attempt_end: Option<Stamp>,
     /// The record's sequence number in the spool, if it is spooled: it
     /// leaves the spool once it has a final result.
     spool_seq: Option<u64>,
@@ -268,7 +269,7 @@ impl Pending {
     /// When the record is due to be sent: RecordMaxBufferedTime after its
     /// arrival, not after its expiry.
     pub fn deadline(&self, config: &Config) -> Instant {
-        (self.arrival() + config.record_max_buffered_time).min(self.expiry(config))
+        self.arrival() + config.record_max_buffered_time.min(config.record_ttl)
     }
 
     /// When the record expires: RecordTtl after its arrival.
@@ -282,12 +283,16 @@ impl Pending {
         Some(first.deadline(config))
     }
 
-    /// When its latest attempt ended (its arrival, before any).
-    pub fn last_attempt_end(&self) -> Instant {
-        self.extra
-            .as_ref()
-            .and_then(|e| e.last_attempt_end)
-            .unwrap_or_else(|| self.arrival())
+    /// How long it had been buffered at `now`.
+    pub fn buffered_at(&self, now: Stamp) -> Duration {
+        now.since(self.arrival)
+    }
+
+    /// How long it waited before an attempt that started at `start`: since
+    /// its latest attempt ended, or since its arrival before any.
+    pub fn wait_before(&self, start: Stamp) -> Duration {
+        let since = self.extra.as_ref().and_then(|e| e.last_attempt_end);
+        start.since(since.unwrap_or(self.arrival))
     }
 
     /// The attempts it made and kept.
@@ -309,11 +314,11 @@ impl Pending {
     /// RecordTtl, as with a spool) must not grow without bound.
     pub fn record_attempt(&mut self, started: Instant, ended: Instant, failure: Option<&Failure>) {
         self.keep_attempt(Tried {
-            delay: started.saturating_duration_since(self.last_attempt_end()),
+            delay: self.wait_before(Stamp::of(started)),
             duration: ended.saturating_duration_since(started),
             failure: failure.cloned(),
         });
-        self.extra.get_or_insert_default().last_attempt_end = Some(ended);
+        self.extra.get_or_insert_default().last_attempt_end = Some(Stamp::of(ended));
     }
 
     pub fn keep_attempt(&mut self, tried: Tried) {
@@ -354,9 +359,11 @@ fn split(hash_key: HashKey) -> [u64; 2] {
 }
 
 /// An instant in 8 bytes: nanoseconds from a process-wide origin, either
-/// side of it (tokio's paused clock in tests may start before it).
+/// side of it (tokio's paused clock in tests may start before it). Records
+/// keep their times so; a batch of them is measured against one `Stamp`
+/// of `now`, an integer subtraction per record, not a clock conversion.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-struct Stamp(i64);
+pub(crate) struct Stamp(i64);
 
 impl Stamp {
     fn origin() -> Instant {
@@ -364,7 +371,7 @@ impl Stamp {
         Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now))
     }
 
-    fn of(t: Instant) -> Stamp {
+    pub fn of(t: Instant) -> Stamp {
         let origin = Stamp::origin();
         // Saturates beyond 292 years either way (a cutoff of a huge
         // RecordTtl); a record's own arrival is always well inside.
@@ -373,6 +380,11 @@ impl Stamp {
             Some(after) => Stamp(nanos(after)),
             None => Stamp(-nanos(origin.duration_since(t))),
         }
+    }
+
+    /// The time from `earlier` to this one; zero if `earlier` is later.
+    pub fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0).max(0) as u64)
     }
 
     fn instant(self) -> Instant {
@@ -478,6 +490,24 @@ mod tests {
         ] {
             assert_eq!(Stamp::of(t).instant(), t);
         }
+    }
+
+    #[test]
+    fn waits_run_from_arrival_then_from_the_last_attempt() {
+        let now = Instant::now();
+        let ms = std::time::Duration::from_millis;
+        let record = UserRecord::new("k", "d").with_stream("s");
+        let mut p = Pending::new(record, HashKey(1), Reply::callback(Box::new(|_| {})), now);
+        assert_eq!(p.buffered_at(Stamp::of(now + ms(250))), ms(250));
+        assert_eq!(p.wait_before(Stamp::of(now + ms(40))), ms(40));
+        // A clock read before the arrival measures no time, not a negative one.
+        assert_eq!(p.buffered_at(Stamp::of(now - ms(5))), ms(0));
+        p.record_attempt(now + ms(40), now + ms(90), None);
+        assert_eq!(p.attempts()[0].delay, ms(40));
+        assert_eq!(p.attempts()[0].duration, ms(50));
+        assert_eq!(p.wait_before(Stamp::of(now + ms(190))), ms(100));
+        assert_eq!(p.buffered_at(Stamp::of(now + ms(190))), ms(190));
+        p.reply.forget();
     }
 
     #[test]

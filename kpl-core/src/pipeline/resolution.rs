@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Shared;
-use super::pending::Pending;
+use super::pending::{Pending, Stamp};
 use super::room::Room;
 use crate::aggregation::KinesisRecord;
 use crate::error::{Error, ErrorKind};
@@ -104,12 +104,15 @@ impl Resolution {
         self.hooks
             .delivered(&kr, shard_id, attempt.map(|(started, _)| started));
         self.account_delivered(&kr.records, now);
+        // The attempt's start as records measure it, converted once.
+        let last = attempt
+            .map(|(started, ended)| (Stamp::of(started), ended.saturating_duration_since(started)));
         for (i, mut p) in kr.records.into_iter().enumerate() {
-            let attempts = match attempt {
-                Some((started, ended)) => {
+            let attempts = match last {
+                Some((started, duration)) => {
                     let last = Attempt {
-                        delay: started.saturating_duration_since(p.last_attempt_end()),
-                        duration: ended.saturating_duration_since(started),
+                        delay: p.wait_before(started),
+                        duration,
                         error_code: None,
                         error_message: None,
                     };
@@ -138,8 +141,9 @@ impl Resolution {
     fn account_delivered(&self, records: &[Pending], now: Instant) {
         let (mut bytes, mut buffering_sum, mut buffering_max) = (0, Duration::ZERO, Duration::ZERO);
         let (mut freed, mut freed_bytes) = (0, 0);
+        let now = Stamp::of(now);
         for p in records {
-            let buffering = now.saturating_duration_since(p.arrival());
+            let buffering = p.buffered_at(now);
             buffering_sum += buffering;
             buffering_max = buffering_max.max(buffering);
             bytes += p.record.size();
@@ -173,7 +177,7 @@ impl Resolution {
     }
 
     pub fn fail(&mut self, mut p: Pending, err: Error, now: Instant) {
-        let buffering = now.saturating_duration_since(p.arrival());
+        let buffering = p.buffered_at(Stamp::of(now));
         self.hooks.failed(&p, err.kind() == ErrorKind::Expired, now);
         self.shared
             .metrics

@@ -24,6 +24,10 @@ pub(crate) struct Streams {
     slots: Vec<Slot>,
     free: Vec<u32>,
     by_name: HashMap<Arc<str>, StreamId, foldhash::fast::RandomState>,
+    /// The last name looked up by its `Arc`: the records of one put share
+    /// it, so most lookups are a pointer comparison, not a hash. Holding
+    /// the `Arc` keeps its address from naming another string.
+    last: Option<(Arc<str>, StreamId)>,
 }
 
 impl Streams {
@@ -32,11 +36,25 @@ impl Streams {
             slots: Vec::new(),
             free: Vec::new(),
             by_name: HashMap::default(),
+            last: None,
         }
     }
 
     pub fn find(&self, name: &str) -> Option<StreamId> {
         self.by_name.get(name).copied()
+    }
+
+    /// [`find`](Self::find), quicker for the name it was last given.
+    pub fn find_arc(&mut self, name: &Arc<str>) -> Option<StreamId> {
+        if let Some((last, id)) = &self.last
+            && Arc::ptr_eq(last, name)
+            && self.get(*id).is_some()
+        {
+            return Some(*id);
+        }
+        let id = self.find(name)?;
+        self.last = Some((name.clone(), id));
+        Some(id)
     }
 
     pub fn insert(&mut self, state: StreamState) -> StreamId {
@@ -109,5 +127,37 @@ impl Streams {
 
     pub fn len(&self) -> usize {
         self.by_name.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn state(name: &Arc<str>) -> StreamState {
+        StreamState::new(name.clone(), &Config::default(), Instant::now())
+    }
+
+    #[test]
+    fn the_remembered_name_never_outlives_its_stream() {
+        let mut streams = Streams::new();
+        let a: Arc<str> = Arc::from("a");
+        let b: Arc<str> = Arc::from("b");
+        let id_a = streams.insert(state(&a));
+        let id_b = streams.insert(state(&b));
+        assert_eq!(streams.find_arc(&a), Some(id_a));
+        assert_eq!(streams.find_arc(&a), Some(id_a));
+        // Another Arc of the same name is found by the name.
+        assert_eq!(streams.find_arc(&Arc::from("a")), Some(id_a));
+        assert_eq!(streams.find_arc(&b), Some(id_b));
+        assert!(streams.remove(id_b).is_some());
+        assert_eq!(streams.find_arc(&b), None);
+        // Back in the table under a new id: the old one is not returned.
+        let again = streams.insert(state(&b));
+        assert_ne!(again, id_b);
+        assert_eq!(streams.find_arc(&b), Some(again));
     }
 }
