@@ -39,7 +39,7 @@ impl Engine {
     }
 
     /// Which records are past RecordTtl at `now`.
-    fn expired_at(&mut self, now: Instant) -> Expired {
+    pub(super) fn expired_at(&mut self, now: Instant) -> Expired {
         if self.ttl_cutoff.0 != now {
             self.ttl_cutoff = (now, Expired::at(now, &self.config));
         }

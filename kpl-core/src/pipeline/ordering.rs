@@ -202,6 +202,7 @@ impl Engine {
     /// shards' queues (aggregated again, in their order), ahead of every
     /// newer record of their keys, and gives their keys back.
     fn put_back(&mut self, id: StreamId, now: Instant, drain: &mut Vec<(StreamId, usize)>) {
+        let past_ttl = self.expired_at(now);
         let Some(stream) = self.streams.get_mut(id) else {
             return;
         };
@@ -209,7 +210,7 @@ impl Engine {
         let mut by_shard: Vec<(usize, Vec<Pending>)> = Vec::new();
         let mut unrouted = Vec::new();
         for mut p in std::mem::take(&mut stream.resend) {
-            if now >= p.expiry(&self.config) {
+            if past_ttl.holds(&p) {
                 expired.push(p);
                 continue;
             }

@@ -272,11 +272,6 @@ impl Pending {
         self.arrival() + config.record_max_buffered_time.min(config.record_ttl)
     }
 
-    /// When the record expires: RecordTtl after its arrival.
-    pub fn expiry(&self, config: &Config) -> Instant {
-        self.arrival() + config.record_ttl
-    }
-
     /// The earliest deadline among `records` (deadlines follow arrivals).
     pub fn earliest_deadline(records: &[Pending], config: &Config) -> Option<Instant> {
         let first = records.iter().min_by_key(|p| p.arrival)?;
@@ -348,7 +343,7 @@ impl Expired {
         Expired(now.checked_sub(config.record_ttl).map(Stamp::of))
     }
 
-    /// Whether `p` is past its RecordTtl (`now >= p.expiry(config)`).
+    /// Whether `p` is past its RecordTtl (`now >= arrival + RecordTtl`).
     pub fn holds(self, p: &Pending) -> bool {
         self.0.is_some_and(|cutoff| p.arrival <= cutoff)
     }
@@ -469,7 +464,7 @@ mod tests {
             let at = now + std::time::Duration::from_millis(after_ms);
             assert_eq!(
                 Expired::at(at, &config).holds(&p),
-                at >= p.expiry(&config),
+                at >= p.arrival() + config.record_ttl,
                 "{after_ms}"
             );
         }

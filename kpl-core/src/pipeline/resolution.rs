@@ -104,11 +104,11 @@ impl Resolution {
         self.hooks
             .delivered(&kr, shard_id, attempt.map(|(started, _)| started));
         self.account_delivered(&kr.records, now);
-        // The attempt's start as records measure it, converted once.
-        let last = attempt
+        // The successful attempt's start as records measure it, converted once.
+        let succeeded = attempt
             .map(|(started, ended)| (Stamp::of(started), ended.saturating_duration_since(started)));
         for (i, mut p) in kr.records.into_iter().enumerate() {
-            let attempts = match last {
+            let attempts = match succeeded {
                 Some((started, duration)) => {
                     let last = Attempt {
                         delay: p.wait_before(started),
