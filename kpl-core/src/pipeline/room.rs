@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::Shared;
 
-/// The buffer room of one resolved record, given back to the producer when
+/// The buffer room of a resolved record (or, joined with
+/// [`absorb`](Room::absorb), of several), given back to the producer when
 /// this is dropped.
 ///
 /// Results handed to a callback of [`Producer::put_with_room`] (and the
@@ -41,14 +42,25 @@ use super::Shared;
 /// [`Producer::put_with_room`]: crate::Producer::put_with_room
 #[must_use = "dropping the room gives it back at once"]
 pub struct Room {
-    held: Option<(Arc<Shared>, u32)>,
+    held: Option<Held>,
+}
+
+/// Room taken from one producer's buffer.
+struct Held {
+    shared: Arc<Shared>,
+    records: u64,
+    bytes: u64,
 }
 
 impl Room {
     /// The room of one record of `bytes` bytes, given back on drop.
     pub(crate) fn held(shared: Arc<Shared>, bytes: u32) -> Room {
         Room {
-            held: Some((shared, bytes)),
+            held: Some(Held {
+                shared,
+                records: 1,
+                bytes: u64::from(bytes),
+            }),
         }
     }
 
@@ -59,7 +71,61 @@ impl Room {
 
     /// Bytes of buffer room this holds (0 if none).
     pub fn bytes(&self) -> usize {
-        self.held.as_ref().map_or(0, |(_, b)| *b as usize)
+        self.held.as_ref().map_or(0, |h| h.bytes as usize)
+    }
+
+    /// Records whose buffer room this holds (0 if none).
+    pub fn records(&self) -> usize {
+        self.held.as_ref().map_or(0, |h| h.records as usize)
+    }
+
+    /// Takes `other`'s room into this one: both are given back together
+    /// when this one is dropped. A binding that hands many results to its
+    /// host thread at once keeps one `Room` for the lot, and giving it
+    /// back then costs one release of the buffer's permits, not one per
+    /// record.
+    ///
+    /// Room of another producer cannot join: `Err(other)` hands it back
+    /// untouched.
+    ///
+    /// ```
+    /// # async fn example(producer: kpl_core::Producer) -> Result<(), kpl_core::Error> {
+    /// use std::sync::{Arc, Mutex};
+    /// use kpl_core::{Room, UserRecord};
+    ///
+    /// // The rooms of every result not yet handed over, as one.
+    /// let pending: Arc<Mutex<Room>> = Arc::default();
+    /// let into = pending.clone();
+    /// producer
+    ///     .put_with_room(UserRecord::new("key", "data"), move |_result, room| {
+    ///         into.lock().unwrap().absorb(room).expect("one producer");
+    ///     })
+    ///     .await?;
+    /// producer.flush().await?;
+    /// let all = std::mem::take(&mut *pending.lock().unwrap());
+    /// assert_eq!(all.records(), 1);
+    /// drop(all); // the buffer has its room back
+    /// # Ok(()) }
+    /// ```
+    pub fn absorb(&mut self, mut other: Room) -> Result<(), Room> {
+        let Some(theirs) = other.held.as_ref() else {
+            return Ok(());
+        };
+        match self.held.as_mut() {
+            None => {
+                self.held = other.held.take();
+                Ok(())
+            }
+            Some(ours) if Arc::ptr_eq(&ours.shared, &theirs.shared) => {
+                // Bounded by MaxBufferedRecords / MaxBufferedBytes: the
+                // room joined was all taken from one buffer.
+                ours.records += theirs.records;
+                ours.bytes += theirs.bytes;
+                other.held = None;
+                Ok(())
+            }
+            Some(_) => Err(other),
+        }
     }
 }
 
@@ -112,10 +178,17 @@ fn permits(size: usize) -> u32 {
 
 impl Drop for Room {
     fn drop(&mut self) {
-        if let Some((shared, bytes)) = self.held.take() {
-            shared.record_permits.add_permits(1);
-            shared.byte_permits.add_permits(bytes as usize);
+        if let Some(h) = self.held.take() {
+            h.shared.record_permits.add_permits(h.records as usize);
+            h.shared.byte_permits.add_permits(h.bytes as usize);
         }
+    }
+}
+
+/// No room: the start of a [`Room::absorb`] collection.
+impl Default for Room {
+    fn default() -> Room {
+        Room::none()
     }
 }
 
@@ -123,6 +196,7 @@ impl fmt::Debug for Room {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Room")
             .field("held", &self.held.is_some())
+            .field("records", &self.records())
             .field("bytes", &self.bytes())
             .finish()
     }

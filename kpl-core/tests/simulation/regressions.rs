@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kpl_core::{Config, ConfigBuilder, ErrorKind, Producer, UserRecord};
+use kpl_core::{Config, ConfigBuilder, ErrorKind, Producer, Room, UserRecord};
 use kpl_sim::{Faults, Limits, Model, SimConfig};
 use tokio::time::Instant;
 
@@ -313,6 +313,57 @@ async fn results_not_yet_handed_to_their_host_hold_their_buffer_room() {
             .expect("every room came back");
     }
     producer.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn joined_rooms_come_back_together_and_only_from_their_own_producer() {
+    let producer = room_for_ten();
+    let joined: Arc<std::sync::Mutex<Room>> = Arc::default();
+    for i in 0..10 {
+        let joined = joined.clone();
+        producer
+            .try_put_with_room(UserRecord::new(format!("k{i}"), "v"), move |_, room| {
+                joined.lock().unwrap().absorb(room).expect("one producer");
+            })
+            .expect("room for ten");
+    }
+    producer.flush().await.unwrap();
+    let mut all = std::mem::take(&mut *joined.lock().unwrap());
+    assert_eq!((all.records(), all.bytes()), (10, 10 * 3));
+    let err = producer.try_put(UserRecord::new("k", "v")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BufferFull, "the joined room is held");
+
+    // Another producer's room does not join: it comes back whole, and
+    // still gives its own buffer's room back when dropped.
+    let other = room_for_ten();
+    let theirs = Arc::new(std::sync::Mutex::new(None));
+    let to = theirs.clone();
+    other
+        .try_put_with_room(UserRecord::new("o", "v"), move |_, room| {
+            *to.lock().unwrap() = Some(room);
+        })
+        .expect("room");
+    other.flush().await.unwrap();
+    let theirs = theirs.lock().unwrap().take().expect("a result");
+    let refused = all.absorb(theirs).expect_err("another producer's room");
+    assert_eq!((refused.records(), all.records()), (1, 10));
+    drop(refused);
+    for i in 0..10 {
+        other
+            .try_put(UserRecord::new(format!("o{i}"), "v"))
+            .expect("the other producer's room came back");
+    }
+
+    // One drop gives all ten back.
+    drop(all);
+    for i in 0..10 {
+        producer
+            .try_put(UserRecord::new(format!("m{i}"), "v"))
+            .expect("every joined room came back");
+    }
+    for p in [producer, other] {
+        p.shutdown(Duration::from_secs(10)).await.unwrap();
+    }
 }
 
 #[tokio::test(start_paused = true)]
