@@ -16,13 +16,18 @@
 //!   tokio runtime, which is also the runtime the producer's pipeline runs
 //!   on: one runtime per process.
 //!
+//! - putMany chunks cross as one copy of their bytes; a task on the runtime
+//!   unpacks and admits them in order (`admission`), off the JS thread.
+//!
 //! Modules: `types` (the objects that cross, `ErrInfo`), `results` (the
-//! mailbox and `ResultBatch`), `producer` (`NativeProducer`); kpl-host
+//! mailbox and `ResultBatch`), `admission` (putMany chunks on their way
+//! in), `producer` (`NativeProducer`); kpl-host
 //! holds what the bindings share (records from parts, the mailbox,
 //! timeouts).
 
 #![deny(clippy::all)]
 
+mod admission;
 mod producer;
 mod results;
 mod types;
@@ -36,6 +41,7 @@ use kpl_host::mailbox::Mailbox;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use admission::Admission;
 pub use producer::NativeProducer;
 use producer::Shared;
 pub use results::{AttemptError, ResultBatch, ResultGroup};
@@ -88,13 +94,17 @@ pub fn create_producer<'env>(
             Err(e) => return Ok(Either::B(err_info(e))),
         };
         Ok(match Producer::new(config).await {
-            Ok(producer) => Either::A(NativeProducer {
-                shared: Arc::new(Shared {
+            Ok(producer) => {
+                let shared = Arc::new(Shared {
                     producer,
                     mailbox,
                     notify,
-                }),
-            }),
+                });
+                Either::A(NativeProducer {
+                    admission: Admission::start(shared.clone()),
+                    shared,
+                })
+            }
             Err(e) => Either::B(err_info(e)),
         })
     })

@@ -1,7 +1,7 @@
 //! Results towards the JS thread: kpl-host's mailbox per producer, drained
 //! by the JS thread as one columnar `ResultBatch`.
 
-use kpl_core::{PutResult, Room};
+use kpl_core::PutResult;
 use kpl_host::mailbox::Mailbox;
 use kpl_host::timeout::millis_f64;
 use napi::bindgen_prelude::*;
@@ -10,10 +10,11 @@ use napi_derive::napi;
 
 use crate::types::{Delivery, Outcome, err_info};
 
-/// An outcome for the JS thread: `(id, index in the batch, outcome)`, and
-/// the record's buffer room, given back once the JS thread took the batch
-/// (so a busy event loop makes puts wait instead of queueing unbounded).
-pub(crate) type Posted = (u32, u32, Outcome, Room);
+/// An outcome for the JS thread: `(id, index in the batch, outcome)`. Its
+/// record's buffer room waits in the mailbox beside it, given back once
+/// the JS thread took the batch (so a busy event loop makes puts wait
+/// instead of queueing unbounded).
+pub(crate) type Posted = (u32, u32, Outcome);
 
 pub(crate) type ResultsFn = ThreadsafeFunction<(), (), ResultBatch, Status, false, true>;
 
@@ -64,7 +65,10 @@ pub struct AttemptError {
 
 /// Everything in the mailbox as one batch (the JS thread takes all).
 pub(crate) fn drain(mailbox: &Mailbox<Posted>) -> ResultBatch {
-    let batch = mailbox.take(usize::MAX);
+    let taken = mailbox.take(usize::MAX);
+    // Given back as this returns, with the batch on its way to JS.
+    let _room = taken.room;
+    let batch = taken.items;
     let mut ids = Vec::with_capacity(batch.len());
     let mut indexes = Vec::with_capacity(batch.len());
     let mut group_of = Vec::with_capacity(batch.len());
@@ -76,9 +80,7 @@ pub(crate) fn drain(mailbox: &Mailbox<Posted>) -> ResultBatch {
     let mut attempt_errors = Vec::new();
     let mut last: Option<PutResult> = None;
     let mut failures = Vec::new();
-    let mut rooms = Vec::with_capacity(batch.len());
-    for (id, index, outcome, room) in batch {
-        rooms.push(room);
+    for (id, index, outcome) in batch {
         match outcome {
             Ok(r) => {
                 let same = last.as_ref().is_some_and(|l| {

@@ -41,7 +41,10 @@ pub(crate) struct Target {
 /// The delivery thread: takes batches (at most `DELIVERY_BATCH`) until the
 /// mailbox is closed and emptied.
 pub(crate) fn delivery_loop(mailbox: &Mailbox<Delivery>) {
-    while let Some(mut batch) = mailbox.wait_take(DELIVERY_BATCH) {
+    // Each record's room travels inside its `Delivery`, so a bounded take
+    // gives back exactly the room of what it took.
+    while let Some(batch) = mailbox.wait_take(DELIVERY_BATCH) {
+        let mut batch = batch.items;
         // SAFETY: a plain query of the interpreter's state.
         if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
             // Too late to deliver; leak rather than touch a dead interpreter.
