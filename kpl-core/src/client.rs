@@ -19,6 +19,7 @@
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::Region;
@@ -94,6 +95,11 @@ pub(crate) async fn sdk_config(config: &Config) -> Result<aws_config::SdkConfig,
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
         .retry_config(RetryConfig::disabled())
+        // RequestTimeout bounds every attempt already; the SDK's stalled
+        // stream watch would add a clock read per body poll and a timer
+        // per request, which a producer sending ten requests a second
+        // pays on every one of them.
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(config.connect_timeout)
