@@ -31,12 +31,13 @@ export declare class NativeProducer {
    * `packed[offsets[2i + 1]..offsets[2i + 2]]`. The batch crosses as
    * one copy (no string conversion per record), and each record's data
    * is a slice of it. `streams` / `explicit_hash_keys`, when given, hold
-   * one entry per record. Every record's outcome (refusals included)
-   * goes to the results callback under `id`, with the record's position
-   * as its index. Returns `undefined` when every record was admitted (or
-   * refused) at once, which is the usual case; else a promise that
-   * resolves once the rest, which found the buffer full, were admitted
-   * or refused, in order.
+   * one entry per record. The records are admitted on the runtime, after
+   * every batch handed over before (see `admission`); every record's
+   * outcome (refusals included) goes to the results callback under
+   * `id`, with the record's position as its index. Returns `undefined`
+   * when the caller may hand over the next batch at once, which is the
+   * usual case; else a promise that resolves once this batch was
+   * admitted (the buffer or the queue before it is full: backpressure).
    */
   putMany(id: number, packed: Uint8Array, offsets: Uint32Array, streams?: Array<string | undefined | null> | undefined | null, explicitHashKeys?: Array<string | undefined | null> | undefined | null): Promise<void> | undefined
   /**

@@ -302,7 +302,8 @@ class Producer {
           this._track(id, { singles: resolvers, base: sent, left: c.next - sent });
           const admitted = this._putChunk(id, c);
           sent = c.next;
-          // Usually admitted at once; a promise when the buffer was full.
+          // Usually nothing to wait for; a promise when the native queue
+          // or the buffer is full.
           if (admitted !== undefined) await admitted;
         }
       }
@@ -398,9 +399,10 @@ class Producer {
       const map = positions === null ? null : positions.slice(at, c.next);
       this._track(id, { chunk: true, batch, base: at, map, left: c.next - at });
       at = c.next;
-      // Admitted at once, or a promise that resolves once every record of
-      // the chunk was admitted (or refused): the next chunk waits for it,
-      // which keeps the order and gives backpressure.
+      // Nothing to wait for, or (the native queue or the buffer is full) a
+      // promise that resolves once every record of the chunk was admitted
+      // (or refused): the next chunk waits for it, for backpressure. The
+      // native side admits chunks in the order they came.
       const admitted = this._putChunk(id, c);
       if (admitted !== undefined) await admitted;
     }
