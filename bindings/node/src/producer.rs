@@ -183,8 +183,14 @@ impl NativeProducer {
         let timeout = kpl_host::timeout::from_millis_f64(timeout_ms);
         let admitted = self.admission.barrier();
         env.spawn_future(async move {
-            let _ = admitted.await;
-            Ok(shared.producer.shutdown(timeout).await.err().map(err_info))
+            // Records put before may still wait for buffer room, which a
+            // stalled stream never gives back: they get the timeout's
+            // time, then fail with ShutDown as the shutdown closes the
+            // buffer.
+            let started = tokio::time::Instant::now();
+            let _ = tokio::time::timeout(timeout, admitted).await;
+            let left = timeout.saturating_sub(started.elapsed());
+            Ok(shared.producer.shutdown(left).await.err().map(err_info))
         })
     }
 

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -86,3 +87,12 @@ export async function readStream(endpoint, stream) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** An endpoint nothing listens on: every connection is refused. */
+export async function deadEndpoint() {
+  const server = createServer();
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  const { port } = server.address();
+  await new Promise((res) => server.close(res));
+  return `http://127.0.0.1:${port}`;
+}

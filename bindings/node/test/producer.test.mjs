@@ -13,7 +13,7 @@ import {
   Producer, deaggregate, KplError, ValidationError, ConfigError, BufferFullError, ServiceError,
   ShutDownError, PutManyError, UnknownSettingError, checkConfig,
 } from '../index.mjs';
-import { ROOT, readStream, sleep, startSim } from './helpers.mjs';
+import { ROOT, deadEndpoint, readStream, sleep, startSim } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -283,6 +283,20 @@ describe('flush and close', () => {
     const results = await Promise.all(ps);
     assert.equal(results.length, 300);
     await producer.close();
+  });
+
+  test('close gives up within its timeout on records still waiting for room', async () => {
+    // Nothing answers and the buffer holds five: 45 records wait to be
+    // admitted, and would for RecordTtl per five. close(300) fails them.
+    const producer = await Producer.create(sim.options('close', {
+      kinesisEndpoint: await deadEndpoint(), maxBufferedRecords: 5, metricsLevel: 'none',
+    }));
+    const outcomes = makeRecords(50, 'stuck').map((r) => producer.put(r).then(() => 'delivered', (e) => e));
+    await sleep(50);
+    const t0 = Date.now();
+    await assert.rejects(producer.close(300), ShutDownError);
+    assert.ok(Date.now() - t0 < 10_000, `close took ${Date.now() - t0} ms`);
+    for (const o of await Promise.all(outcomes)) assert.ok(o instanceof ShutDownError, String(o));
   });
 
   test('close flushes records in flight, later puts fail with ShutDownError', async () => {

@@ -2,28 +2,18 @@
 // producer left sent first by the next, the lock, SpoolError.
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { Producer, deaggregate, ShutDownError, SpoolError } from '../index.mjs';
-import { readStream, startSim } from './helpers.mjs';
+import { deadEndpoint, readStream, startSim } from './helpers.mjs';
 
 let sim;
 before(async () => {
   sim = await startSim(['spooled:1'], ['--unlimited']);
 });
 after(() => sim?.stop());
-
-/** An endpoint nothing listens on: every connection is refused. */
-async function deadEndpoint() {
-  const server = createServer();
-  await new Promise((res) => server.listen(0, '127.0.0.1', res));
-  const { port } = server.address();
-  await new Promise((res) => server.close(res));
-  return `http://127.0.0.1:${port}`;
-}
 
 test('records a stopped producer could not send are sent first by the next', async () => {
   const spoolDirectory = join(mkdtempSync(join(tmpdir(), 'kpl-node-spool-')), 'spool');
