@@ -23,12 +23,17 @@ use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::Region;
+use aws_smithy_async::rt::sleep::SharedAsyncSleep;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, Connector};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::proxy;
+use crate::transport::direct::{Direct, Settings as DirectSettings};
 
 /// Region used for signing when an endpoint is set and no region is found:
 /// simulators accept any.
@@ -36,61 +41,126 @@ const FALLBACK_REGION: &str = "us-east-1";
 
 /// The Kinesis client for `config`.
 pub async fn kinesis_client(config: &Config) -> Result<Client, Error> {
-    let sdk_config = sdk_config(config).await?;
+    Ok(kinesis_clients(config).await?.0)
+}
+
+/// The SDK's Kinesis client and the producer's own PutRecords path
+/// ([`crate::transport`]), from one loading of the settings: the same
+/// region, endpoint, credentials, timeouts and connections.
+pub(crate) async fn kinesis_clients(config: &Config) -> Result<(Client, Direct), Error> {
+    let connectors = Connectors::new(config)?;
+    let sdk_config = sdk_config_with(config, &connectors).await?;
     let mut builder = aws_sdk_kinesis::config::Builder::from(&sdk_config);
     let endpoint = config.endpoint_url();
     if let Some(url) = &endpoint {
         builder = builder.endpoint_url(url.clone());
     }
-    if let Some(region) = fallback_region(&sdk_config, endpoint.as_deref())? {
-        builder = builder.region(region);
+    let region = match fallback_region(&sdk_config, endpoint.as_deref())? {
+        Some(region) => {
+            builder = builder.region(region.clone());
+            region
+        }
+        None => sdk_config
+            .region()
+            .cloned()
+            .expect("fallback_region checked it"),
+    };
+    let settings = HttpConnectorSettings::builder()
+        .connect_timeout(config.connect_timeout)
+        .build();
+    let direct = Direct::new(DirectSettings {
+        connector: SharedHttpConnector::new(
+            connectors.connector(Some(settings), sdk_config.sleep_impl()),
+        ),
+        credentials: sdk_config.credentials_provider(),
+        region: region.to_string(),
+        use_fips: sdk_config.use_fips().unwrap_or(false),
+        use_dual_stack: sdk_config.use_dual_stack().unwrap_or(false),
+        endpoint_url: endpoint,
+        time: sdk_config.time_source().unwrap_or_default(),
+        request_timeout: config.request_timeout,
+    });
+    Ok((Client::from_conf(builder.build()), direct))
+}
+
+/// Builds the HTTP connections every client of the producer uses: TLS
+/// (rustls with ring, `CaCertPath`), the proxy, TCP_NODELAY. The SDK's
+/// clients get one per their settings; the producer's own PutRecords path
+/// ([`crate::transport`]) gets one too.
+#[derive(Clone)]
+pub(crate) struct Connectors {
+    provider: tls::Provider,
+    tls_context: TlsContext,
+    proxy: Option<aws_smithy_http_client::proxy::ProxyConfig>,
+}
+
+impl Connectors {
+    pub(crate) fn new(config: &Config) -> Result<Connectors, Error> {
+        let mut trust = TrustStore::default();
+        if let Some(path) = &config.ca_cert_path {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("CaCertPath {}: cannot read it: {e}", path.display()),
+                )
+            })?;
+            trust = trust.with_pem_certificate(pem);
+        }
+        let tls_context = TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("CaCertPath: cannot use the certificates: {e}"),
+                )
+            })?;
+        Ok(Connectors {
+            provider: tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring),
+            tls_context,
+            proxy: proxy::proxy_config(config)?,
+        })
     }
-    Ok(Client::from_conf(builder.build()))
+
+    /// A connector (a pool of connections) with these settings.
+    pub(crate) fn connector(
+        &self,
+        settings: Option<HttpConnectorSettings>,
+        sleep: Option<SharedAsyncSleep>,
+    ) -> Connector {
+        let mut builder = Connector::builder();
+        builder.set_connector_settings(settings);
+        builder.set_sleep_impl(sleep);
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy_config(proxy.clone());
+        }
+        builder
+            .tls_provider(self.provider.clone())
+            .tls_context(self.tls_context.clone())
+            .build()
+    }
+
+    /// The same connections as the SDK's HTTP client.
+    pub(crate) fn http_client(&self) -> SharedHttpClient {
+        let this = self.clone();
+        Builder::new().build_with_connector_fn(move |settings, components| {
+            this.connector(settings.cloned(), components.and_then(|c| c.sleep_impl()))
+        })
+    }
 }
 
 /// The SDK settings every client of the producer shares (Kinesis and
 /// CloudWatch): region, credentials (static, or aws-config's default
 /// chain), timeouts, TLS trust, proxy, SDK retries off.
 pub(crate) async fn sdk_config(config: &Config) -> Result<aws_config::SdkConfig, Error> {
-    let mut trust = TrustStore::default();
-    if let Some(path) = &config.ca_cert_path {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("CaCertPath {}: cannot read it: {e}", path.display()),
-            )
-        })?;
-        trust = trust.with_pem_certificate(pem);
-    }
-    let tls_context = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("CaCertPath: cannot use the certificates: {e}"),
-            )
-        })?;
-    let provider = tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring);
-    let http_client = match proxy::proxy_config(config)? {
-        None => Builder::new()
-            .tls_provider(provider)
-            .tls_context(tls_context)
-            .build_https(),
-        // `Builder` has no proxy setting; its connector does.
-        Some(proxy) => Builder::new().build_with_connector_fn(move |settings, components| {
-            let mut connector = Connector::builder();
-            connector.set_connector_settings(settings.cloned());
-            if let Some(components) = components {
-                connector.set_sleep_impl(components.sleep_impl());
-            }
-            connector
-                .proxy_config(proxy.clone())
-                .tls_provider(provider.clone())
-                .tls_context(tls_context.clone())
-                .build()
-        }),
-    };
+    sdk_config_with(config, &Connectors::new(config)?).await
+}
+
+async fn sdk_config_with(
+    config: &Config,
+    connectors: &Connectors,
+) -> Result<aws_config::SdkConfig, Error> {
+    let http_client = connectors.http_client();
 
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)

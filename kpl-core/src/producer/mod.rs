@@ -144,7 +144,10 @@ impl PutHandle {
 impl Producer {
     /// Creates a producer: builds the Kinesis client (credentials and region
     /// from the configuration or aws-config's default chain) and starts the
-    /// pipeline on the current tokio runtime.
+    /// pipeline on the current tokio runtime. PutRecords, the call it makes
+    /// many times a second, goes out signed by the producer itself with the
+    /// client's credentials, endpoint and connections, without the SDK's
+    /// fixed cost per request; the other calls go through the SDK.
     ///
     /// # Panics
     /// Outside a tokio runtime.
@@ -154,7 +157,9 @@ impl Producer {
     }
 
     /// Creates a producer over a Kinesis client the application built
-    /// (its own retry settings should be off; the producer retries).
+    /// (its own retry settings should be off; the producer retries). Every
+    /// call, PutRecords included, goes through that client, so whatever it
+    /// was given (interceptors, say) applies.
     /// Fails only if the spool (`SpoolDirectory`) cannot be opened.
     ///
     /// # Panics

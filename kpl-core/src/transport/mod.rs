@@ -1,14 +1,24 @@
-//! Talking to Kinesis: the AWS SDK client, configured for the producer.
+//! Talking to Kinesis: the AWS SDK client, configured for the producer,
+//! and beside it the producer's own PutRecords path ([`direct`]), which
+//! sends the requests the pipeline makes many times a second without the
+//! SDK's fixed cost per request.
 //!
 //! The SDK's own retries are off (the producer's retrier owns them, per
 //! shard and per error), its timeouts come from `ConnectTimeout` and
 //! `RequestTimeout`, and TLS is rustls with the ring provider.
+
+pub(crate) mod direct;
+mod wire;
+
+use std::sync::Arc;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -26,6 +36,9 @@ pub(crate) fn is_arn(stream: &str) -> bool {
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
     client: Client,
+    /// PutRecords without the SDK; `None` for a client the application
+    /// built, whose settings (interceptors, say) only the SDK applies.
+    direct: Option<Arc<direct::Direct>>,
     /// Asks the proxy why, when it refused a tunnel.
     probe: Option<crate::proxy::Probe>,
 }
@@ -33,8 +46,10 @@ pub(crate) struct Transport {
 impl Transport {
     /// Builds the SDK client from the configuration (see [`crate::client`]).
     pub async fn connect(config: &Config) -> Result<Transport, Error> {
+        let (client, direct) = crate::client::kinesis_clients(config).await?;
         Ok(Transport {
-            client: crate::client::kinesis_client(config).await?,
+            client,
+            direct: Some(Arc::new(direct)),
             probe: crate::proxy::Probe::new(config),
         })
     }
@@ -43,6 +58,7 @@ impl Transport {
     pub fn from_client(client: Client) -> Transport {
         Transport {
             client,
+            direct: None,
             probe: None,
         }
     }
@@ -102,6 +118,12 @@ impl Transport {
         stream: &str,
         entries: Vec<Entry>,
     ) -> Result<Vec<EntryOutcome>, Error> {
+        if let Some(direct) = &self.direct {
+            return match direct.put_records(stream, &entries).await {
+                Ok(outcomes) => Ok(outcomes),
+                Err(e) => Err(self.explain(e).await),
+            };
+        }
         let sent = entries.len();
         let mut request = self.client.put_records();
         request = if is_arn(stream) {
@@ -257,68 +279,91 @@ where
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     match &err {
-        SdkError::TimeoutError(_) => Error::new(
-            ErrorKind::Transport,
-            "the request did not complete within RequestTimeout",
-        )
-        .with_code("RequestTimeout"),
-        SdkError::DispatchFailure(_) if crate::proxy::refused_credentials(&err) => {
-            proxy_refused_credentials()
-        }
-        SdkError::DispatchFailure(failure) => {
-            let what = if failure.is_timeout() {
-                "timed out connecting"
-            } else if failure.is_io() {
-                "connection failed"
-            } else {
-                "the request could not be sent"
-            };
-            Error::new(
-                ErrorKind::Transport,
-                format!(
-                    "{what}: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(&err)
-                ),
-            )
-            .with_code("ConnectionError")
-        }
+        SdkError::TimeoutError(_) => request_timeout(),
+        SdkError::DispatchFailure(failure) => dispatch_failure(failure.as_connector_error(), &err),
         SdkError::ServiceError(service) => {
             let inner = service.err();
-            let message = inner.message().unwrap_or("no message").to_owned();
-            match (inner.code(), status) {
-                (Some(code), _) => Error::service(code.to_owned(), message),
-                (None, Some(s)) if s >= 500 => {
-                    Error::new(ErrorKind::Transport, format!("HTTP {s}: {message}"))
-                        .with_code(format!("HTTP{s}"))
-                }
-                (None, s) => Error::new(
-                    ErrorKind::Unexpected,
-                    format!("HTTP {}: {message}", s.unwrap_or_default()),
-                ),
-            }
+            service_error(
+                inner.code(),
+                status.unwrap_or_default(),
+                inner.message().unwrap_or("no message"),
+            )
         }
-        SdkError::ResponseError(_) => match status {
-            Some(s) if s >= 500 => Error::new(
-                ErrorKind::Transport,
-                format!("HTTP {s} with an unreadable body"),
-            )
-            .with_code(format!("HTTP{s}")),
-            _ => Error::new(
-                ErrorKind::Transport,
-                format!(
-                    "the response could not be read: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(&err)
-                ),
-            )
-            .with_code("ResponseError"),
-        },
+        SdkError::ResponseError(_) => unreadable_response(status, &err),
         _ => Error::new(
             ErrorKind::Unexpected,
             format!(
                 "the request could not be made: {}",
-                aws_sdk_kinesis::error::DisplayErrorContext(&err)
+                DisplayErrorContext(&err)
             ),
         )
         .with_code("ConstructionFailure"),
+    }
+}
+
+/// No answer within `RequestTimeout` (the request may have been stored).
+pub(crate) fn request_timeout() -> Error {
+    Error::new(
+        ErrorKind::Transport,
+        "the request did not complete within RequestTimeout",
+    )
+    .with_code("RequestTimeout")
+}
+
+/// The HTTP client could not send the request: `failure` says how;
+/// `context` (the SDK's error, which names the operation, or the failure
+/// itself) is shown.
+pub(crate) fn dispatch_failure(
+    failure: Option<&ConnectorError>,
+    context: &(dyn std::error::Error + 'static),
+) -> Error {
+    if crate::proxy::refused_credentials(context) {
+        return proxy_refused_credentials();
+    }
+    let what = match failure {
+        Some(f) if f.is_timeout() => "timed out connecting",
+        Some(f) if f.is_io() => "connection failed",
+        _ => "the request could not be sent",
+    };
+    Error::new(
+        ErrorKind::Transport,
+        format!("{what}: {}", DisplayErrorContext(context)),
+    )
+    .with_code("ConnectionError")
+}
+
+/// An answer whose body could not be read: a server error stays one
+/// (retried as such), anything else is a broken response.
+pub(crate) fn unreadable_response(
+    status: Option<u16>,
+    context: &(dyn std::error::Error + 'static),
+) -> Error {
+    match status {
+        Some(s) if s >= 500 => Error::new(
+            ErrorKind::Transport,
+            format!("HTTP {s} with an unreadable body"),
+        )
+        .with_code(format!("HTTP{s}")),
+        _ => Error::new(
+            ErrorKind::Transport,
+            format!(
+                "the response could not be read: {}",
+                DisplayErrorContext(context)
+            ),
+        )
+        .with_code("ResponseError"),
+    }
+}
+
+/// The service's error answer: its code where it gave one; without one, a
+/// server error (retried) or an answer the producer cannot use.
+pub(crate) fn service_error(code: Option<&str>, status: u16, message: &str) -> Error {
+    match code {
+        Some(code) => Error::service(code, message),
+        None if status >= 500 => {
+            Error::new(ErrorKind::Transport, format!("HTTP {status}: {message}"))
+                .with_code(format!("HTTP{status}"))
+        }
+        None => Error::new(ErrorKind::Unexpected, format!("HTTP {status}: {message}")),
     }
 }
