@@ -29,6 +29,7 @@ use aws_smithy_http_client::{Builder, Connector};
 use aws_smithy_runtime_api::client::http::{
     HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
+use aws_types::service_config::ServiceConfigKey;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -76,7 +77,9 @@ pub(crate) async fn kinesis_clients(config: &Config) -> Result<(Client, Direct),
         region: region.to_string(),
         use_fips: sdk_config.use_fips().unwrap_or(false),
         use_dual_stack: sdk_config.use_dual_stack().unwrap_or(false),
-        endpoint_url: endpoint,
+        // Where the SDK client sends: ours, else AWS_ENDPOINT_URL_KINESIS,
+        // a profile's endpoint_url, AWS_ENDPOINT_URL.
+        endpoint_url: endpoint.or_else(|| configured_endpoint(&sdk_config)),
         time: sdk_config.time_source().unwrap_or_default(),
         request_timeout: config.request_timeout,
     });
@@ -191,6 +194,26 @@ async fn sdk_config_with(
     Ok(loader.load().await)
 }
 
+/// The Kinesis endpoint aws-config found (`AWS_ENDPOINT_URL_KINESIS`, a
+/// profile's `endpoint_url`, `AWS_ENDPOINT_URL`), chosen as the SDK's
+/// Kinesis client chooses it.
+fn configured_endpoint(sdk_config: &aws_config::SdkConfig) -> Option<String> {
+    let general = sdk_config.endpoint_url().map(str::to_owned);
+    if sdk_config.get_origin("endpoint_url").is_client_config() {
+        return general;
+    }
+    let key = ServiceConfigKey::builder()
+        .service_id("Kinesis")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk_config
+        .service_config()
+        .and_then(|c| c.load_config(key))
+        .or(general)
+}
+
 /// The region to sign with when none is configured: an error without an
 /// endpoint, else one any simulator accepts.
 pub(crate) fn fallback_region(
@@ -207,4 +230,35 @@ pub(crate) fn fallback_region(
         ));
     }
     Ok(Some(Region::new(FALLBACK_REGION)))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_types::service_config::LoadServiceConfig;
+
+    use super::*;
+
+    /// An environment that names a Kinesis endpoint of its own.
+    #[derive(Debug)]
+    struct KinesisEndpointInEnv;
+
+    impl LoadServiceConfig for KinesisEndpointInEnv {
+        fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+            (key.service_id() == "Kinesis" && key.env() == "AWS_ENDPOINT_URL")
+                .then(|| "http://127.0.0.1:4567".to_owned())
+        }
+    }
+
+    #[test]
+    fn the_endpoint_in_the_environment_is_found_as_the_sdk_finds_it() {
+        let none = aws_config::SdkConfig::builder().build();
+        assert_eq!(configured_endpoint(&none), None);
+        let from_env = aws_config::SdkConfig::builder()
+            .service_config(KinesisEndpointInEnv)
+            .build();
+        assert_eq!(
+            configured_endpoint(&from_env).as_deref(),
+            Some("http://127.0.0.1:4567")
+        );
+    }
 }
