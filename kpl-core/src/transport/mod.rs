@@ -147,36 +147,19 @@ impl Transport {
         };
         let results = output.records();
         if results.len() != sent {
-            // Without a one-to-one answer nothing can be matched; the
-            // caller retries every entry (an at-least-once duplicate risk).
-            return Err(Error::new(
-                ErrorKind::Unexpected,
-                format!(
-                    "PutRecords answered {} results for {sent} records",
-                    results.len()
-                ),
-            )
-            .with_code("ResultCountMismatch"));
+            return Err(result_count_mismatch(results.len(), sent));
         }
+        let mut shards = ShardNames::default();
         Ok(results
             .iter()
-            .map(
-                |r| match (r.error_code(), r.shard_id(), r.sequence_number()) {
-                    (None, Some(shard), Some(seq)) => EntryOutcome::Delivered {
-                        shard_id: shard.into(),
-                        sequence_number: seq.into(),
-                    },
-                    (code, _, _) => EntryOutcome::Failed {
-                        code: code.unwrap_or("MissingResult").to_owned(),
-                        message: r
-                            .error_message()
-                            .unwrap_or(
-                                "the service returned neither a sequence number nor an error",
-                            )
-                            .to_owned(),
-                    },
-                },
-            )
+            .map(|r| {
+                shards.outcome(
+                    r.error_code(),
+                    r.error_message(),
+                    r.shard_id(),
+                    r.sequence_number(),
+                )
+            })
             .collect())
     }
 
@@ -365,5 +348,54 @@ pub(crate) fn service_error(code: Option<&str>, status: u16, message: &str) -> E
                 .with_code(format!("HTTP{status}"))
         }
         None => Error::new(ErrorKind::Unexpected, format!("HTTP {status}: {message}")),
+    }
+}
+
+/// PutRecords answered `got` results for `sent` entries. Without a
+/// one-to-one answer nothing can be matched; the caller retries every
+/// entry (an at-least-once duplicate risk).
+pub(crate) fn result_count_mismatch(got: usize, sent: usize) -> Error {
+    Error::new(
+        ErrorKind::Unexpected,
+        format!("PutRecords answered {got} results for {sent} records"),
+    )
+    .with_code("ResultCountMismatch")
+}
+
+/// Reads a PutRecords answer's entries. A request's records land on a few
+/// shards: each shard's name is allocated once and shared.
+#[derive(Default)]
+pub(crate) struct ShardNames(Vec<Arc<str>>);
+
+impl ShardNames {
+    /// One entry's outcome from the answer's fields.
+    pub(crate) fn outcome(
+        &mut self,
+        error_code: Option<&str>,
+        error_message: Option<&str>,
+        shard_id: Option<&str>,
+        sequence_number: Option<&str>,
+    ) -> EntryOutcome {
+        match (error_code, shard_id, sequence_number) {
+            (None, Some(shard), Some(seq)) => EntryOutcome::Delivered {
+                shard_id: self.name(shard),
+                sequence_number: seq.into(),
+            },
+            (code, _, _) => EntryOutcome::Failed {
+                code: code.unwrap_or("MissingResult").to_owned(),
+                message: error_message
+                    .unwrap_or("the service returned neither a sequence number nor an error")
+                    .to_owned(),
+            },
+        }
+    }
+
+    fn name(&mut self, shard: &str) -> Arc<str> {
+        if let Some(known) = self.0.iter().find(|s| &***s == shard) {
+            return known.clone();
+        }
+        let new: Arc<str> = shard.into();
+        self.0.push(new.clone());
+        new
     }
 }

@@ -3,7 +3,6 @@
 //! with borrowed strings.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -111,44 +110,19 @@ pub(crate) fn put_records_outcomes(body: &[u8], sent: usize) -> Result<Vec<Entry
         .with_code("ResponseError")
     })?;
     if output.records.len() != sent {
-        // Without a one-to-one answer nothing can be matched; the caller
-        // retries every entry (an at-least-once duplicate risk).
-        return Err(Error::new(
-            ErrorKind::Unexpected,
-            format!(
-                "PutRecords answered {} results for {sent} records",
-                output.records.len()
-            ),
-        )
-        .with_code("ResultCountMismatch"));
+        return Err(super::result_count_mismatch(output.records.len(), sent));
     }
-    // A request's records land on a few shards: one name each, shared.
-    let mut shards: Vec<Arc<str>> = Vec::new();
+    let mut shards = super::ShardNames::default();
     Ok(output
         .records
-        .into_iter()
-        .map(|r| match (r.error_code, r.shard_id, r.sequence_number) {
-            (None, Some(shard), Some(seq)) => {
-                let shard_id = match shards.iter().find(|s| ***s == *shard) {
-                    Some(known) => known.clone(),
-                    None => {
-                        let new: Arc<str> = shard.as_ref().into();
-                        shards.push(new.clone());
-                        new
-                    }
-                };
-                EntryOutcome::Delivered {
-                    shard_id,
-                    sequence_number: seq.as_ref().into(),
-                }
-            }
-            (code, _, _) => EntryOutcome::Failed {
-                code: code.map_or_else(|| "MissingResult".to_owned(), Cow::into_owned),
-                message: r.error_message.map_or_else(
-                    || "the service returned neither a sequence number nor an error".to_owned(),
-                    Cow::into_owned,
-                ),
-            },
+        .iter()
+        .map(|r| {
+            shards.outcome(
+                r.error_code.as_deref(),
+                r.error_message.as_deref(),
+                r.shard_id.as_deref(),
+                r.sequence_number.as_deref(),
+            )
         })
         .collect())
 }
@@ -257,7 +231,7 @@ mod tests {
         else {
             panic!()
         };
-        assert!(Arc::ptr_eq(first, third));
+        assert!(std::sync::Arc::ptr_eq(first, third));
         assert_eq!(
             got[1],
             EntryOutcome::Failed {
