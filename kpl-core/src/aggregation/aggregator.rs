@@ -233,8 +233,10 @@ impl<T: AsRef<UserRecord>> Aggregator<T> {
     /// Like [`finish`](Self::finish), but an aggregate's MD5 trailer is
     /// left to [`seal`].
     pub(crate) fn finish_unsealed(&mut self) -> Option<KinesisRecord<T>> {
-        // The next aggregate will likely hold as many: no regrowing.
-        let capacity = self.records.len();
+        // The next aggregate will likely hold about as many: room for a
+        // few more than this one spares it a regrowth (a copy of the whole
+        // list) when it holds more.
+        let capacity = self.records.len() + self.records.len() / 8;
         let kinesis_record = match self.records.len() {
             0 => return None,
             1 => {
