@@ -43,8 +43,11 @@ pub struct UserRecord {
 impl UserRecord {
     /// A record with a partition key and a payload, for the producer's
     /// default stream.
-    pub fn new(partition_key: impl Into<String>, data: impl Into<Bytes>) -> UserRecord {
-        let keys = CompactString::from(partition_key.into());
+    ///
+    /// The key is copied: a key of up to 24 bytes is held inline, so a
+    /// record built from a borrowed key allocates nothing for it.
+    pub fn new(partition_key: impl AsRef<str>, data: impl Into<Bytes>) -> UserRecord {
+        let keys = CompactString::new(partition_key);
         UserRecord {
             stream: None,
             // Keys over 4 GiB cannot be built; a long one is refused by
@@ -64,9 +67,9 @@ impl UserRecord {
 
     /// Routes the record by this decimal hash key instead of its partition
     /// key's MD5.
-    pub fn with_explicit_hash_key(mut self, explicit_hash_key: impl Into<String>) -> UserRecord {
+    pub fn with_explicit_hash_key(mut self, explicit_hash_key: impl AsRef<str>) -> UserRecord {
         self.keys.truncate(self.key_len as usize);
-        self.keys.push_str(&explicit_hash_key.into());
+        self.keys.push_str(explicit_hash_key.as_ref());
         self.has_explicit_hash_key = true;
         self
     }

@@ -11,13 +11,13 @@ use parking_lot::Mutex;
 /// outcome names its stream in every binding.
 ///
 /// ```
-/// let r = kpl_host::record::from_parts(None, "user-7".into(), None, "hello".into());
+/// let r = kpl_host::record::from_parts(None, "user-7", None, "hello".into());
 /// assert_eq!((r.partition_key(), r.stream()), ("user-7", None));
 /// ```
 pub fn from_parts(
     stream: Option<Arc<str>>,
-    partition_key: String,
-    explicit_hash_key: Option<String>,
+    partition_key: &str,
+    explicit_hash_key: Option<&str>,
     data: Bytes,
 ) -> UserRecord {
     let mut record = UserRecord::new(partition_key, data);

@@ -75,7 +75,7 @@ fn set(name: &str, text: &str, expected: &str) -> String {
 }
 
 async fn record(p: &Producer, key: &str, data: &str, ehk: Option<String>) -> String {
-    let r = from_parts(None, key.to_owned(), ehk, Bytes::from(data.to_owned()));
+    let r = from_parts(None, key, ehk.as_deref(), Bytes::from(data.to_owned()));
     match p.try_put(r) {
         Err(e) => error_outcome(&e),
         Ok(handle) => match handle.await {
@@ -87,7 +87,7 @@ async fn record(p: &Producer, key: &str, data: &str, ehk: Option<String>) -> Str
 
 async fn failed(endpoint: &str, default_stream: &str, key: &str) -> String {
     let p = producer(base(endpoint, default_stream)).await;
-    let r = from_parts(None, key.to_owned(), None, Bytes::from_static(b"x"));
+    let r = from_parts(None, key, None, Bytes::from_static(b"x"));
     let outcome = match p.put(r).await {
         Err(e) => format!("refused {}", error_outcome(&e)),
         Ok(handle) => match handle.await {
@@ -114,7 +114,7 @@ async fn order(endpoint: &str, n: usize, buffered: &str, aggregation: &str) -> S
         b.apply(name, value).unwrap();
     }
     let p = producer(b).await;
-    let records = (0..n).map(|i| from_parts(None, "k".into(), None, Bytes::from(i.to_string())));
+    let records = (0..n).map(|i| from_parts(None, "k", None, Bytes::from(i.to_string())));
     let results = p.put_many(records).await;
     let mut out: Vec<PutResult> = Vec::with_capacity(n);
     for (i, r) in results.into_iter().enumerate() {

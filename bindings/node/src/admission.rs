@@ -55,10 +55,16 @@ impl Chunk {
             .map(|i| {
                 let at = |k: usize| offsets[2 * i + k] as usize;
                 // Checked as UTF-8 on the JS thread: never lossy here.
-                let key = String::from_utf8_lossy(&packed[at(0)..at(1)]).into_owned();
+                let key = String::from_utf8_lossy(&packed[at(0)..at(1)]);
                 let stream = streams.as_mut().and_then(Iterator::next).flatten();
                 let ehk = ehks.as_mut().and_then(Iterator::next).flatten();
-                from_parts(stream.map(Into::into), key, ehk, packed.slice(at(1)..at(2)))
+                let ehk = ehk.as_deref();
+                from_parts(
+                    stream.map(Into::into),
+                    &key,
+                    ehk,
+                    packed.slice(at(1)..at(2)),
+                )
             })
             .collect()
     }

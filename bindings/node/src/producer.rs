@@ -67,8 +67,8 @@ impl NativeProducer {
     ) -> Option<ErrInfo> {
         let record = from_parts(
             stream_name.map(Into::into),
-            partition_key,
-            explicit_hash_key,
+            &partition_key,
+            explicit_hash_key.as_deref(),
             Bytes::copy_from_slice(&data),
         );
         self.shared
@@ -93,8 +93,8 @@ impl NativeProducer {
     ) -> Result<PromiseRaw<'env, Option<ErrInfo>>> {
         let record = from_parts(
             stream_name.map(Into::into),
-            partition_key,
-            explicit_hash_key,
+            &partition_key,
+            explicit_hash_key.as_deref(),
             Bytes::copy_from_slice(&data),
         );
         let shared = self.shared.clone();

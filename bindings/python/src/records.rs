@@ -47,9 +47,11 @@ pub(crate) fn make_record(
     stream: Option<&Bound<'_, PyAny>>,
     explicit_hash_key: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<UserRecord> {
-    let key: String = partition_key
-        .extract()
-        .map_err(|_| PyTypeError::new_err("partition_key must be a str"))?;
+    // Borrowed from the str object (its UTF-8 form): the record copies it.
+    let key = partition_key
+        .downcast::<PyString>()
+        .map_err(|_| PyTypeError::new_err("partition_key must be a str"))?
+        .to_str()?;
     let stream = match stream.filter(|s| !s.is_none()) {
         Some(s) => Some(s.extract::<String>()?.into()),
         None => None,
@@ -64,7 +66,7 @@ pub(crate) fn make_record(
     Ok(from_parts(
         stream,
         key,
-        explicit_hash_key,
+        explicit_hash_key.as_deref(),
         record_data(data)?,
     ))
 }
