@@ -138,7 +138,10 @@ static void on_kinesis_record(const char *shard_id, const char *seq, const char 
                  strcmp(u->partition_key, key) == 0 && strcmp(rep->shard_id, shard_id) == 0 &&
                  strcmp(rep->sequence_number, seq) == 0 &&
                  rep->sub_sequence_number == u->sub_sequence_number;
-        if (rb->ehk && i % 10 == 0) {
+        /* Kinesis keeps no explicit hash key for a plain record: a record
+         * that went out alone (its aggregate's deadline passed before another
+         * record joined it, as on a slow ASan run) carries none back. */
+        if (rb->ehk && i % 10 == 0 && u->aggregated) {
             ok = ok && u->explicit_hash_key != NULL && strcmp(u->explicit_hash_key, "1234567890") == 0;
         }
         if (!ok) {
